@@ -1,0 +1,69 @@
+# One-command entry points. `make test` and `make demo` each run `install` first,
+# so either works on a fresh machine with nothing but python3, node and npm.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CDK := node_modules/.bin/cdk
+STACK ?= WorkosDsyncPipeline
+
+# jsii (the CDK bridge) runs on the Node.js pinned in package.json, not on whatever node is installed.
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+export CDK_DISABLE_CLI_TELEMETRY := true
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help install lint format typecheck pytest test synth demo deploy destroy bench clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install: $(VENV)/.installed node_modules/.installed ## create .venv, install Python and npm dependencies (idempotent)
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+lint: install ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install ## apply ruff formatting and safe fixes
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+typecheck: install ## mypy (strict)
+	$(VENV)/bin/mypy .
+
+pytest: install ## unit, integration, infra and end-to-end tests
+	$(VENV)/bin/pytest -n 2 -q
+
+test: install lint typecheck pytest ## everything CI runs: lint, types, all test suites
+
+synth: install ## synthesize the stack into cdk.out/ (offline, cdk-nag on) and cfn-lint it
+	rm -rf cdk.out
+	$(CDK) synth --quiet --no-notices
+	$(VENV)/bin/cfn-lint -- cdk.out/$(STACK).template.json
+
+demo: install ## run the whole pipeline locally (no AWS account) and check it against the fake WorkOS
+	$(VENV)/bin/dsync demo
+
+deploy: install ## cdk deploy (needs AWS credentials; see README "Deploy")
+	$(CDK) deploy $(STACK) --require-approval broadening
+
+destroy: install ## cdk destroy (the table and secrets are retained)
+	$(CDK) destroy $(STACK)
+
+bench: install ## run every benchmark under bench/ and print its figures
+	@set -e; for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+
+clean: ## remove build output (keeps .venv and node_modules)
+	rm -rf cdk.out .build .pytest_cache .mypy_cache .ruff_cache .hypothesis

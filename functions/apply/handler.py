@@ -1,0 +1,1 @@
+"""Apply Lambda (placeholder while the applier is being built)."""

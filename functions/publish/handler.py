@@ -1,0 +1,1 @@
+"""Publish Lambda (placeholder while the change publisher is being built)."""

@@ -1,0 +1,1 @@
+"""Reconcile Lambda (placeholder while the reconciler is being built)."""

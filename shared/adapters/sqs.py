@@ -1,0 +1,79 @@
+"""SQS adapter: the FIFO event queue, its dead-letter queue and the work queue for reconcile/purge jobs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from shared.ingest import EnqueueError, QueuedEvent
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+# Ingest must answer WorkOS quickly: fail fast and let WorkOS retry rather than hang on a slow SQS call.
+FAST_CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
+RECEIVED_AT_ATTRIBUTE = "received_at"
+EVENT_TYPE_ATTRIBUTE = "event_type"
+FAILURE_REASON_ATTRIBUTE = "failure_reason"
+
+
+def sqs_client(config: Config | None = None) -> SQSClient:
+    return boto3.client("sqs", config=config or FAST_CLIENT_CONFIG)
+
+
+class SqsEventQueue:
+    """Implements `shared.ingest.EventQueue`: one FIFO message per verified WorkOS event."""
+
+    def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
+        self._queue_url = queue_url
+        self._client = client or sqs_client()
+
+    def enqueue(self, event: QueuedEvent) -> None:
+        try:
+            self._client.send_message(
+                QueueUrl=self._queue_url,
+                MessageBody=event.body,
+                MessageGroupId=event.group_id,
+                MessageDeduplicationId=event.deduplication_id,
+                MessageAttributes={
+                    RECEIVED_AT_ATTRIBUTE: {"DataType": "Number", "StringValue": str(event.received_at_ms)},
+                    EVENT_TYPE_ATTRIBUTE: {"DataType": "String", "StringValue": event.event_type[:256]},
+                },
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise EnqueueError(str(error)) from error
+
+
+class SqsDeadLetterForwarder:
+    """Parks a message that can never apply on the FIFO DLQ, in its directory's group, with the reason attached."""
+
+    def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
+        self._queue_url = queue_url
+        self._client = client or sqs_client(Config(retries={"mode": "standard", "max_attempts": 5}))
+
+    def forward(self, *, body: str, group_id: str, deduplication_id: str, reason: str) -> None:
+        self._client.send_message(
+            QueueUrl=self._queue_url,
+            MessageBody=body,
+            MessageGroupId=group_id,
+            MessageDeduplicationId=deduplication_id,
+            MessageAttributes={FAILURE_REASON_ATTRIBUTE: {"DataType": "String", "StringValue": reason[:1024]}},
+        )
+
+
+class SqsWorkQueue:
+    """Directory jobs (reconcile, purge) as JSON messages on a standard queue."""
+
+    def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
+        self._queue_url = queue_url
+        self._client = client or sqs_client(Config(retries={"mode": "standard", "max_attempts": 5}))
+
+    def submit(self, job: Mapping[str, Any], *, delay_seconds: int = 0) -> None:
+        self._client.send_message(
+            QueueUrl=self._queue_url, MessageBody=json.dumps(dict(job), sort_keys=True), DelaySeconds=delay_seconds
+        )
