@@ -50,9 +50,7 @@ class IngestSettings:
         settings = cls(
             event_queue_url=required(Env.EVENT_QUEUE_URL),
             webhook_secret_id=required(Env.WEBHOOK_SECRET_ID),
-            signature_tolerance_seconds=positive_int(
-                Env.SIGNATURE_TOLERANCE_SECONDS, DEFAULT_TOLERANCE_SECONDS, 3600
-            ),
+            signature_tolerance_seconds=positive_int(Env.SIGNATURE_TOLERANCE_SECONDS, DEFAULT_TOLERANCE_SECONDS, 3600),
             max_body_bytes=positive_int(Env.MAX_BODY_BYTES, MAX_WEBHOOK_BODY_BYTES, MAX_WEBHOOK_BODY_BYTES),
             secrets_max_age_seconds=positive_int(Env.SECRETS_MAX_AGE_SECONDS, 300, 3600),
         )

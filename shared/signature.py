@@ -63,9 +63,7 @@ def parse_signature_header(value: str | None) -> SignatureHeader:
             signatures.append(item)
     if len(timestamps) != 1 or not timestamps[0].isascii() or not timestamps[0].isdigit():
         raise SignatureError(SignatureFailure.MALFORMED, "WorkOS-Signature needs exactly one numeric t=")
-    if not signatures or any(
-        len(sig) != _SHA256_HEX_LENGTH or not _HEX_DIGITS.issuperset(sig) for sig in signatures
-    ):
+    if not signatures or any(len(sig) != _SHA256_HEX_LENGTH or not _HEX_DIGITS.issuperset(sig) for sig in signatures):
         raise SignatureError(SignatureFailure.MALFORMED, "WorkOS-Signature needs a lowercase hex v1=")
     return SignatureHeader(timestamp_ms=int(timestamps[0]), signatures=tuple(signatures))
 

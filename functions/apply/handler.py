@@ -1,1 +1,129 @@
-"""Apply Lambda (placeholder while the applier is being built)."""
+"""Apply Lambda: a batch from the SQS FIFO queue → conditional writes in the directory table.
+
+The batch is applied as a whole by `shared.apply.Applier` (one read, parallel writes); then Powertools'
+`SqsFifoPartialProcessor(skip_group_on_error=True)` reports per message: a message to retry fails, and so do the
+later messages of its directory (FIFO semantics), while other directories carry on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from shared.adapters.dynamodb import DirectoryTable
+from shared.adapters.sqs import SqsDeadLetterForwarder, SqsWorkQueue
+from shared.apply import Applier, ApplyConfig, InboundMessage, MessageOutcome, Status
+from shared.events import micros
+from shared.observability import MetricsRecorder, get_logger
+from shared.settings import ApplySettings
+
+logger = get_logger("dsync-apply")
+
+
+class RetryLaterError(Exception):
+    """A transient failure: SQS redelivers the message after its visibility timeout."""
+
+
+@lru_cache(maxsize=1)
+def dependencies() -> Applier:
+    """Built on the first invocation, so importing needs no environment and makes no AWS call."""
+    settings = ApplySettings()  # fields come from the environment
+    return Applier(
+        store=DirectoryTable(settings.table_name),
+        work_queue=SqsWorkQueue(settings.work_queue_url),
+        dead_letters=SqsDeadLetterForwarder(settings.dead_letter_queue_url),
+        config=ApplyConfig(
+            tombstone_ttl_seconds=settings.tombstone_ttl_days * 86_400, parallelism=settings.apply_parallelism
+        ),
+    )
+
+
+def messages_from_event(event: dict[str, Any]) -> list[InboundMessage]:
+    messages = []
+    for record in event.get("Records", []):
+        attributes = record.get("attributes") or {}
+        messages.append(
+            InboundMessage(
+                message_id=record["messageId"],
+                body=record.get("body") or "",
+                group_id=attributes.get("MessageGroupId") or "unknown",
+                deduplication_id=attributes.get("MessageDeduplicationId") or record["messageId"],
+            )
+        )
+    return messages
+
+
+def record_metrics(metrics: MetricsRecorder, outcomes: dict[str, MessageOutcome], now_us: int) -> None:
+    for outcome in outcomes.values():
+        event_type = outcome.event_type or "unparseable"
+        if outcome.status is Status.APPLIED:
+            metrics.count("EventsApplied", EventType=event_type)
+            metrics.count("EventsApplied")
+            if outcome.created_at is not None:
+                metrics.record("ApplyLag", max(0.0, (now_us - micros(outcome.created_at)) / 1e6), "Seconds")
+        elif outcome.status is Status.NOOP:
+            metrics.count("EventsNoop", EventType=event_type)
+            metrics.count("EventsNoop")
+        elif outcome.status is Status.IGNORED:
+            metrics.count("EventsIgnored", EventType=event_type)
+        elif outcome.status is Status.FORWARDED:
+            metrics.count("EventsDeadLettered", EventType=event_type)
+            metrics.count("EventsDeadLettered")
+        else:
+            metrics.count("EventsFailed", EventType=event_type)
+            metrics.count("EventsFailed")
+
+
+def log_outcomes(outcomes: dict[str, MessageOutcome], started: float) -> None:
+    summary = Counter(outcome.status.value for outcome in outcomes.values())
+    logger.info(
+        "batch applied",
+        extra={"messages": len(outcomes), **summary, "duration_ms": round((time.monotonic() - started) * 1000)},
+    )
+    for message_id, outcome in outcomes.items():
+        if outcome.status in (Status.RETRY, Status.FORWARDED):
+            # Ids and the reason only; the event body holds personal data.
+            logger.warning(
+                "event %s",
+                outcome.status.value,
+                extra={
+                    "message_id": message_id,
+                    "event_id": outcome.event_id,
+                    "event_type": outcome.event_type,
+                    "directory_id": outcome.directory_id,
+                    "reason": outcome.reason,
+                },
+            )
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    started = time.monotonic()
+    metrics = MetricsRecorder(service="dsync-apply")
+    try:
+        outcomes = dependencies().apply(
+            messages_from_event(event), remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000
+        )
+        record_metrics(metrics, outcomes, time.time_ns() // 1000)
+        metrics.record("BatchDuration", (time.monotonic() - started) * 1000, "Milliseconds")
+        log_outcomes(outcomes, started)
+
+        def record_handler(record: SQSRecord) -> None:
+            outcome = outcomes[record.message_id]
+            if outcome.status is Status.RETRY:
+                raise RetryLaterError(outcome.reason or "transient failure")
+
+        # A fresh processor per invocation: the local stack calls handlers from several threads.
+        processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+        return process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    finally:
+        metrics.flush()

@@ -10,7 +10,7 @@ import pytest
 
 from dsync.local.provision import LocalResources
 from functions.ingest import handler as ingest
-from tests.support.lambda_context import FakeLambdaContext
+from tests.support.lambda_context import lambda_context
 from tests.support.webhooks import signed_event, user_created_event
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,7 @@ def receive_all(queue_url: str) -> list[dict[str, object]]:
 
 def test_verified_event_lands_on_the_fifo_queue_unchanged(aws: LocalResources) -> None:
     event = signed_event(user_created_event(event_id="event_01A", directory_id="directory_01D"))
-    response = ingest.handler(event, FakeLambdaContext())
+    response = ingest.handler(event, lambda_context())
     assert response["statusCode"] == 200
     [message] = receive_all(aws.event_queue_url)
     assert message["Body"] == user_created_event_body("event_01A", "directory_01D")
@@ -60,27 +60,27 @@ def user_created_event_body(event_id: str, directory_id: str) -> str:
 def test_retries_of_one_event_are_deduplicated_by_event_id(aws: LocalResources) -> None:
     document = user_created_event(event_id="event_dup")
     for _ in range(3):  # WorkOS retries re-sign with a fresh timestamp; the event id stays the same
-        assert ingest.handler(signed_event(document), FakeLambdaContext())["statusCode"] == 200
+        assert ingest.handler(signed_event(document), lambda_context())["statusCode"] == 200
     assert len(receive_all(aws.event_queue_url)) == 1
 
 
 def test_events_are_grouped_per_directory(aws: LocalResources) -> None:
     for index, directory in enumerate(["directory_A", "directory_B", "directory_A"]):
         document = user_created_event(event_id=f"event_{index}", directory_id=directory, user_id=f"u{index}")
-        assert ingest.handler(signed_event(document), FakeLambdaContext())["statusCode"] == 200
+        assert ingest.handler(signed_event(document), lambda_context())["statusCode"] == 200
     groups = sorted(m["Attributes"]["MessageGroupId"] for m in receive_all(aws.event_queue_url))  # type: ignore[index]
     assert groups == ["directory_A", "directory_A", "directory_B"]
 
 
 def test_unverified_requests_enqueue_nothing(aws: LocalResources) -> None:
-    response = ingest.handler(signed_event(user_created_event(), secret="whsec_wrong"), FakeLambdaContext())
+    response = ingest.handler(signed_event(user_created_event(), secret="whsec_wrong"), lambda_context())
     assert response["statusCode"] == 401
     assert receive_all(aws.event_queue_url) == []
 
 
 def test_queue_failure_answers_5xx_so_workos_retries(aws: LocalResources, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVENT_QUEUE_URL", aws.event_queue_url.replace("dsync-events", "missing-queue"))
-    response = ingest.handler(signed_event(user_created_event()), FakeLambdaContext())
+    response = ingest.handler(signed_event(user_created_event()), lambda_context())
     assert response["statusCode"] == 503
     assert json.loads(response["body"]) == {"status": "failed", "reason": "enqueue_failed"}
 
@@ -89,11 +89,11 @@ def test_placeholder_secret_answers_503_until_configured(aws: LocalResources) ->
     boto3.client("secretsmanager").put_secret_value(
         SecretId=aws.webhook_secret_arn, SecretString=json.dumps({"webhook_secrets": [], "placeholder": "x"})
     )
-    response = ingest.handler(signed_event(user_created_event()), FakeLambdaContext())
+    response = ingest.handler(signed_event(user_created_event()), lambda_context())
     assert (response["statusCode"], json.loads(response["body"])["reason"]) == (503, "not_configured")
 
 
 def test_missing_configuration_answers_503(aws: LocalResources, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("EVENT_QUEUE_URL")
-    response = ingest.handler(signed_event(user_created_event()), FakeLambdaContext())
+    response = ingest.handler(signed_event(user_created_event()), lambda_context())
     assert response["statusCode"] == 503

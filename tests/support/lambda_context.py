@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import cast
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 @dataclass
@@ -17,3 +20,8 @@ class FakeLambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.timeout_seconds - (time.monotonic() - self._started)) * 1000))
+
+
+def lambda_context(timeout_seconds: float = 60.0) -> LambdaContext:
+    """A `FakeLambdaContext` typed as the Powertools context the handlers expect."""
+    return cast(LambdaContext, FakeLambdaContext(timeout_seconds=timeout_seconds))

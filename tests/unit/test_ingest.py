@@ -254,7 +254,11 @@ def test_request_from_api_gateway_lowercases_headers_and_tolerates_missing_field
     request = request_from_api_gateway({"httpMethod": "POST", "headers": None, "body": None})
     assert request.body == b"" and dict(request.headers) == {}
     request = request_from_api_gateway(
-        {"httpMethod": "POST", "headers": {"X-A": "1"}, "body": base64.b64encode(b"\x00\xff").decode(),
-         "isBase64Encoded": True}
+        {
+            "httpMethod": "POST",
+            "headers": {"X-A": "1"},
+            "body": base64.b64encode(b"\x00\xff").decode(),
+            "isBase64Encoded": True,
+        }
     )
     assert request.headers == {"x-a": "1"} and request.body == b"\x00\xff"

@@ -1,0 +1,621 @@
+"""A loopback HTTP fake of the WorkOS Directory Sync read API, backed by :class:`DirectoryModel`.
+
+It speaks the wire format the official ``workos`` SDK expects (checked against the SDK's own
+fixtures and by running SDK 10.8.0 against it), so the reconcile Lambda can be tested with the
+real client pointed at ``base_url``. Beyond the happy path it reproduces what matters for a
+reconciler: bearer auth, cursor pagination in every ``order``, the documented per-directory
+rate limit on ``/directory_users`` (including the 429 body that trips an SDK bug), and injected
+faults. Stdlib only; binds to 127.0.0.1 by default.
+
+Deliberate choices where the real API is unverified:
+
+* a list filtered by an unknown ``directory``/``group``/``user`` returns an empty list, not 404;
+* ``idp_id``/``email`` filters without ``directory`` are rejected with 422 (the docs say they
+  "require" it); listing users with no filter at all returns every user;
+* ``order=normal`` pages exactly like ``desc`` (the SDK documents "reversed cursor semantics",
+  which would stop ``auto_paging_iter()`` after one page; nobody has observed it live);
+* a cursor that is not a ULID-suffixed id is a 422; a well-formed cursor whose object is gone
+  still positions the page (ids are time-ordered, as WorkOS ULIDs are);
+* only GET is served; any other method is a 404 like an unknown route.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, Literal, Self
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from dsync.fake_workos.ids import ULID_PATTERN, ulid_part
+from dsync.fake_workos.model import DirectoryModel, JsonDict
+
+if TYPE_CHECKING:
+    from workos import WorkOSClient
+
+__all__ = ["FakeWorkOS", "RateLimitBody", "RequestRecord"]
+
+RateLimitBody = Literal["json_string", "text"]
+
+_DEFAULT_LIMIT: Final = 10
+_MAX_LIMIT: Final = 100
+_ORDERS: Final = frozenset({"asc", "desc", "normal"})
+# Event-payload directory states -> REST API vocabulary (Directory.state in the API reference).
+_API_DIRECTORY_STATE: Final = {"active": "linked", "inactive": "unlinked"}
+_JSON: Final = "application/json; charset=utf-8"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One request as the fake saw it, for assertions on what the client actually sent."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    status: int
+    time: float
+
+
+@dataclass(slots=True)
+class _Response:
+    status: int
+    body: bytes
+    content_type: str = _JSON
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class _HttpError(Exception):
+    """Short-circuits request handling with a WorkOS-shaped JSON error."""
+
+    def __init__(self, status: int, message: str, code: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.response = _json_response(status, {"message": message, "code": code, **extra})
+
+
+def _json_response(status: int, payload: object, headers: dict[str, str] | None = None) -> _Response:
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    return _Response(status, body, _JSON, headers or {})
+
+
+def _not_found(kind: str, object_id: str) -> _HttpError:
+    return _HttpError(404, f"{kind} not found: '{object_id}'.", "entity_not_found", entity_id=object_id)
+
+
+def _invalid(field_name: str, message: str) -> _HttpError:
+    return _HttpError(
+        422,
+        "Validation failed",
+        "invalid_request_parameters",
+        errors=[{"field": field_name, "code": message}],
+    )
+
+
+class _TokenBucket:
+    """Per-key token buckets: ``rate`` tokens/s, burst ``max(1, rate)``."""
+
+    def __init__(self, rate: float, clock: Callable[[], float]) -> None:
+        self.rate = rate
+        self.burst = max(1.0, rate)
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> float | None:
+        """Consume a token; return None if admitted, else seconds until a token frees up."""
+        with self._lock:
+            now = self._clock()
+            tokens, last = self._buckets.get(key, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens >= 1.0:
+                self._buckets[key] = (tokens - 1.0, now)
+                return None
+            self._buckets[key] = (tokens, now)
+            return (1.0 - tokens) / self.rate
+
+
+@dataclass(slots=True)
+class _Fault:
+    remaining: int
+    status: int
+    path: str | None
+
+
+class _Server(ThreadingHTTPServer):
+    """ThreadingHTTPServer that can drop idle keep-alive connections when the fake stops."""
+
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], fake: FakeWorkOS) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        self.fake = fake
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Stay quiet: client disconnects are normal here and handler bugs become 500s anyway."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like the real API behind a load balancer
+    server_version = "FakeWorkOS/1.0"
+    timeout = 60  # idle keep-alive connections are closed eventually
+    disable_nagle_algorithm = True  # headers and body are separate writes: avoid the 40 ms delayed-ACK stall
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """No per-request logging to stderr; use ``FakeWorkOS.request_log`` instead."""
+
+    def _dispatch(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)  # drain the body so the connection stays usable
+        response = self.server.fake.handle(self.command, self.path, dict(self.headers.items()))
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        with suppress(ConnectionError):
+            self.wfile.write(response.body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
+
+
+class FakeWorkOS:
+    """In-process fake of the WorkOS Directory Sync API on a loopback port.
+
+    Use as a context manager (or ``start()``/``stop()``); point the SDK at ``base_url``::
+
+        with FakeWorkOS(model) as fake:
+            client = fake.sdk_client()
+            client.directory_sync.list_users(directory=dir_id).auto_paging_iter()
+    """
+
+    def __init__(
+        self,
+        model: DirectoryModel | None = None,
+        *,
+        api_key: str = "sk_test_fake",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        rate_limit_per_second: float | None = None,
+        rate_limit_body: RateLimitBody = "json_string",
+        rate_limit_clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if rate_limit_body not in ("json_string", "text"):
+            raise ValueError(f"rate_limit_body must be 'json_string' or 'text', got {rate_limit_body!r}")
+        self._model = model if model is not None else DirectoryModel()
+        self._api_key = api_key
+        self._host = host
+        self._port = port
+        self._rate_limit_clock = rate_limit_clock
+        self._limiter: _TokenBucket | None = None
+        self.set_rate_limit(rate_limit_per_second)
+        self.rate_limit_body: RateLimitBody = rate_limit_body
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._stats_lock = threading.Lock()
+        self._requests_total = 0
+        self._rate_limited_total = 0
+        self._path_counts: dict[str, int] = {}
+        self._request_log: list[RequestRecord] = []
+        self._faults: deque[_Fault] = deque()
+        self._server_errors: list[BaseException] = []
+        self._request_ids = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> Self:
+        """Bind the port and serve from a daemon thread (idempotent)."""
+        if self._server is None:
+            server = _Server((self._host, self._port), self)
+            self._port = server.server_address[1]
+            self._server = server
+            self._thread = threading.Thread(
+                target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-workos", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, drop open connections and close the listening socket (idempotent)."""
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        self._server, self._thread = None, None
+        server.shutdown()
+        server.close_connections()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>``; only valid once started."""
+        if self._server is None:
+            raise RuntimeError("FakeWorkOS is not running; call start() or use it as a context manager")
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self._port}"
+
+    @property
+    def api_key(self) -> str:
+        """The only bearer token the fake accepts."""
+        return self._api_key
+
+    @property
+    def model(self) -> DirectoryModel:
+        """The backing model; mutate it to change what the API returns (and to emit events)."""
+        return self._model
+
+    def sdk_client(self, *, max_retries: int = 0, request_timeout: int = 10) -> WorkOSClient:
+        """A real ``workos.WorkOSClient`` aimed at this fake (imported lazily: it costs ~1 s)."""
+        from workos import WorkOSClient
+
+        return WorkOSClient(
+            api_key=self._api_key, base_url=self.base_url, max_retries=max_retries, request_timeout=request_timeout
+        )
+
+    # ------------------------------------------------------------------ knobs and observability
+
+    def set_rate_limit(self, per_second: float | None) -> None:
+        """(Re)configure the ``/directory_users`` limiter; None disables it. Resets all buckets."""
+        if per_second is not None and per_second <= 0:
+            raise ValueError("rate_limit_per_second must be positive or None")
+        self._limiter = None if per_second is None else _TokenBucket(per_second, self._rate_limit_clock)
+
+    def fail_next(self, n: int, status: int = 500, *, path: str | None = None) -> None:
+        """Answer the next ``n`` requests (optionally only those whose path starts with ``path``)
+        with ``status``, before authentication, as an upstream outage would."""
+        if n < 0 or not 400 <= status <= 599:
+            raise ValueError("n must be >= 0 and status a 4xx/5xx code")
+        if n == 0:
+            return
+        with self._stats_lock:
+            self._faults.append(_Fault(n, status, path))
+
+    @property
+    def requests_total(self) -> int:
+        """All requests answered, whatever the status."""
+        with self._stats_lock:
+            return self._requests_total
+
+    @property
+    def rate_limited_total(self) -> int:
+        """429s produced by the rate limiter (injected faults are not counted)."""
+        with self._stats_lock:
+            return self._rate_limited_total
+
+    @property
+    def path_counts(self) -> dict[str, int]:
+        """Requests per raw path (``/directory_users``, ``/directory_users/<id>``, ...)."""
+        with self._stats_lock:
+            return dict(self._path_counts)
+
+    @property
+    def request_log(self) -> list[RequestRecord]:
+        """Every request since the last clear, oldest first."""
+        with self._stats_lock:
+            return list(self._request_log)
+
+    @property
+    def server_errors(self) -> list[BaseException]:
+        """Exceptions raised while handling requests (each was answered with a 500)."""
+        with self._stats_lock:
+            return list(self._server_errors)
+
+    def clear_request_log(self) -> None:
+        """Forget logged requests but keep the counters."""
+        with self._stats_lock:
+            self._request_log.clear()
+
+    def reset_stats(self) -> None:
+        """Zero every counter and clear the request log and pending faults."""
+        with self._stats_lock:
+            self._requests_total = 0
+            self._rate_limited_total = 0
+            self._path_counts.clear()
+            self._request_log.clear()
+            self._faults.clear()
+            self._server_errors.clear()
+
+    # ------------------------------------------------------------------ request handling
+
+    def handle(self, method: str, target: str, headers: dict[str, str]) -> _Response:
+        """Answer one request; public so the routing can be unit-tested without a socket."""
+        url = urlsplit(target)
+        path = url.path.rstrip("/") or "/"
+        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        rate_limited = False
+        try:
+            response = self._injected_fault(path)
+            if response is None:
+                self._authenticate(headers)
+                response, rate_limited = self._route(method, path, query)
+        except _HttpError as error:
+            response = error.response
+        except Exception as error:  # a bug in the fake must not kill the connection silently
+            with self._stats_lock:
+                self._server_errors.append(error)
+            response = _json_response(500, {"message": "Internal Server Error", "code": "server_error"})
+        with self._stats_lock:
+            self._request_ids += 1
+            response.headers.setdefault("X-Request-ID", f"req_fake_{self._request_ids:08d}")
+            self._requests_total += 1
+            self._rate_limited_total += int(rate_limited)
+            self._path_counts[path] = self._path_counts.get(path, 0) + 1
+            self._request_log.append(RequestRecord(method, path, query, response.status, time.time()))
+        return response
+
+    def _injected_fault(self, path: str) -> _Response | None:
+        with self._stats_lock:
+            for fault in self._faults:
+                if fault.remaining > 0 and (fault.path is None or path.startswith(fault.path)):
+                    fault.remaining -= 1
+                    status = fault.status
+                    break
+            else:
+                return None
+            while self._faults and self._faults[0].remaining == 0:
+                self._faults.popleft()
+        if status == 429:
+            return self._rate_limit_response(1.0)
+        return _json_response(status, {"message": HTTPStatus(status).phrase, "code": "server_error"})
+
+    def _authenticate(self, headers: dict[str, str]) -> None:
+        auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or token.strip() != self._api_key:
+            raise _HttpError(401, "Unauthorized", "unauthorized")
+
+    def _route(self, method: str, path: str, query: dict[str, str]) -> tuple[_Response, bool]:
+        parts = [unquote(part) for part in path.strip("/").split("/")]
+        if method != "GET" or len(parts) > 2:
+            raise _HttpError(404, "Not Found", "not_found")
+        resource, object_id = parts[0], (parts[1] if len(parts) == 2 else None)
+        if resource == "directory_users":
+            throttled = self._throttle(self._users_rate_limit_key(object_id, query))
+            if throttled is not None:
+                return throttled, True
+        handler = self._ROUTES.get((resource, object_id is not None))
+        if handler is None:
+            raise _HttpError(404, "Not Found", "not_found")
+        return _json_response(200, handler(self, object_id, query)), False
+
+    # ------------------------------------------------------------------ rate limiting
+
+    def _users_rate_limit_key(self, user_id: str | None, query: dict[str, str]) -> str | None:
+        """The directory a ``/directory_users`` request counts against (WorkOS: 4 rps per directory)."""
+        if user_id is not None:
+            try:
+                return str(self._model.get_user(user_id)["directory_id"])
+            except KeyError:
+                return None
+        if query.get("directory"):
+            return query["directory"]
+        if query.get("group"):
+            try:
+                return str(self._model.get_group(query["group"])["directory_id"])
+            except KeyError:
+                return f"group:{query['group']}"
+        return None
+
+    def _throttle(self, key: str | None) -> _Response | None:
+        limiter = self._limiter
+        if limiter is None or key is None:
+            return None
+        wait = limiter.take(key)
+        return None if wait is None else self._rate_limit_response(wait)
+
+    def _rate_limit_response(self, wait: float) -> _Response:
+        # WorkOS' OpenAPI spec types this 429 body as the JSON string "Ratelimited"; SDK 10.x then
+        # raises AttributeError instead of RateLimitExceededError. Reproduce, don't work around.
+        headers = {"Retry-After": str(max(1, math.ceil(wait)))}
+        if self.rate_limit_body == "json_string":
+            return _Response(429, b'"Ratelimited"', _JSON, headers)
+        return _Response(429, b"Ratelimited", "text/plain; charset=utf-8", headers)
+
+    # ------------------------------------------------------------------ endpoints
+
+    def _api_directory(self, directory: JsonDict) -> JsonDict:
+        return {
+            "object": "directory",
+            "id": directory["id"],
+            "organization_id": directory["organization_id"],
+            "external_key": directory["external_key"],
+            "type": directory["type"],
+            "state": _API_DIRECTORY_STATE.get(directory["state"], directory["state"]),
+            "name": directory["name"],
+            "domain": directory["domains"][0]["domain"] if directory["domains"] else None,
+            "metadata": self._model.directory_metadata(directory["id"]),
+            "created_at": directory["created_at"],
+            "updated_at": directory["updated_at"],
+        }
+
+    def _list_directories(self, _: str | None, query: dict[str, str]) -> JsonDict:
+        organization_id, search, domain = query.get("organization_id"), query.get("search"), query.get("domain")
+        directories = [
+            d
+            for d in self._model.directories()
+            if (not organization_id or d["organization_id"] == organization_id)
+            and (not search or search.lower() in d["name"].lower())
+            and (not domain or any(x["domain"] == domain for x in d["domains"]))
+        ]
+        by_id = {d["id"]: d for d in directories}
+
+        def render(ids: list[str]) -> list[JsonDict]:
+            rendered = []
+            for directory_id in ids:
+                with suppress(KeyError):  # deleted while rendering: the API would not show it
+                    rendered.append(self._api_directory(by_id[directory_id]))
+            return rendered
+
+        return _paginate(list(by_id), query, render)
+
+    def _get_directory(self, directory_id: str | None, _: dict[str, str]) -> JsonDict:
+        assert directory_id is not None
+        try:
+            return self._api_directory(self._model.get_directory(directory_id))
+        except KeyError:
+            raise _not_found("Directory", directory_id) from None
+
+    def _list_users(self, _: str | None, query: dict[str, str]) -> JsonDict:
+        directory_id, group_id = query.get("directory") or None, query.get("group") or None
+        idp_id, email = query.get("idp_id") or None, query.get("email") or None
+        if (idp_id or email) and not directory_id:
+            raise _invalid("directory", "directory is required when filtering by idp_id or email")
+        ids = self._model.user_ids(directory_id, group_id)
+        if idp_id or email:
+            users = {u["id"]: u for u in self._model.users(directory_id, group_id)}
+            ids = [
+                i
+                for i in ids
+                if i in users
+                and (not idp_id or users[i]["idp_id"] == idp_id)
+                and (not email or (users[i]["email"] or "").lower() == email.lower())
+            ]
+        return _paginate(ids, query, self._users_with_groups)
+
+    def _users_with_groups(self, ids: list[str]) -> list[JsonDict]:
+        users = []
+        for user_id in ids:
+            try:
+                users.append(self._user_with_groups(self._model.get_user(user_id)))
+            except KeyError:  # deleted between listing and rendering: the API would not show it
+                continue
+        return users
+
+    @staticmethod
+    def _user_with_groups(user: JsonDict) -> JsonDict:
+        # DirectoryUserWithGroups; ``groups`` is deprecated and [] for teams created since May 2026.
+        return {**user, "groups": []}
+
+    def _get_user(self, user_id: str | None, _: dict[str, str]) -> JsonDict:
+        assert user_id is not None
+        try:
+            return self._user_with_groups(self._model.get_user(user_id))
+        except KeyError:
+            raise _not_found("Directory User", user_id) from None
+
+    def _list_groups(self, _: str | None, query: dict[str, str]) -> JsonDict:
+        ids = self._model.group_ids(query.get("directory") or None, query.get("user") or None)
+        return _paginate(ids, query, self._groups_by_id)
+
+    def _groups_by_id(self, ids: list[str]) -> list[JsonDict]:
+        groups = []
+        for group_id in ids:
+            with suppress(KeyError):
+                groups.append(self._model.get_group(group_id))
+        return groups
+
+    def _get_group(self, group_id: str | None, _: dict[str, str]) -> JsonDict:
+        assert group_id is not None
+        try:
+            return self._model.get_group(group_id)
+        except KeyError:
+            raise _not_found("Directory Group", group_id) from None
+
+    _ROUTES: Final[dict[tuple[str, bool], Callable[[FakeWorkOS, str | None, dict[str, str]], JsonDict]]] = {
+        ("directories", False): _list_directories,
+        ("directories", True): _get_directory,
+        ("directory_users", False): _list_users,
+        ("directory_users", True): _get_user,
+        ("directory_groups", False): _list_groups,
+        ("directory_groups", True): _get_group,
+    }
+
+
+def _parse_page_params(query: dict[str, str]) -> tuple[int, str, str | None, str | None]:
+    raw_limit = query.get("limit", "")
+    try:
+        limit = int(raw_limit) if raw_limit != "" else _DEFAULT_LIMIT
+    except ValueError:
+        raise _invalid("limit", "limit must be an integer") from None
+    if not 1 <= limit <= _MAX_LIMIT:
+        raise _invalid("limit", f"limit must be between 1 and {_MAX_LIMIT}")
+    order = query.get("order") or "desc"
+    if order not in _ORDERS:
+        raise _invalid("order", "order must be one of asc, desc, normal")
+    cursors: list[str | None] = []
+    for name in ("before", "after"):
+        cursor = query.get(name) or None
+        if cursor is not None and not ULID_PATTERN.fullmatch(ulid_part(cursor)):
+            raise _invalid(name, f"{name} must be an object id")
+        cursors.append(cursor)
+    return limit, order, cursors[0], cursors[1]
+
+
+def _paginate(ids: list[str], query: dict[str, str], render: Callable[[list[str]], list[JsonDict]]) -> JsonDict:
+    """Cursor-paginate ids (in creation order) into a WorkOS list envelope.
+
+    ``after``/``before`` select the items that follow/precede the cursor in the requested order;
+    the response's ``after`` is the last id when more items follow, ``before`` the first id when
+    more precede, so ``auto_paging_iter()`` visits every item exactly once.
+    """
+    limit, order, before, after = _parse_page_params(query)
+    descending = order != "asc"
+    ordered = sorted(ids, key=ulid_part, reverse=descending)
+
+    def follows(object_id: str, cursor: str) -> bool:
+        key, cursor_key = ulid_part(object_id), ulid_part(cursor)
+        return key < cursor_key if descending else key > cursor_key
+
+    start, end = 0, len(ordered)
+    if after is not None:
+        start = next((i for i, object_id in enumerate(ordered) if follows(object_id, after)), len(ordered))
+    if before is not None:
+        end = next((i for i, object_id in enumerate(ordered) if not follows(before, object_id)), len(ordered))
+        end = max(start, end)
+    if before is not None and after is None:
+        start = max(start, end - limit)  # the page closest to the ``before`` cursor
+    else:
+        end = min(end, start + limit)
+    page = ordered[start:end]
+    return {
+        "object": "list",
+        "data": render(page),
+        "list_metadata": {
+            "before": page[0] if page and start > 0 else None,
+            "after": page[-1] if page and end < len(ordered) else None,
+        },
+    }

@@ -1,0 +1,286 @@
+"""DynamoDB adapter for the directory table: the one place that speaks DynamoDB's wire format.
+
+The write rule lives here once (`put_if_newer`: absent or older → write), used by the apply Lambda, the
+reconcile Lambda and nothing else; readers, leases, checkpoints and purges use the other methods.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from shared import schema
+from shared.apply import PermanentStoreError, TransientStoreError
+from shared.records import ItemKey, Record, StoredVersion
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+CLIENT_CONFIG = Config(
+    connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=25
+)
+BATCH_GET_LIMIT = 100
+BATCH_WRITE_LIMIT = 25
+_CONDITION_NEWER = "attribute_not_exists(#pk) OR #vkey < :vkey"
+_PERMANENT_CODES = frozenset({"ValidationException", "ItemCollectionSizeLimitExceededException"})
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def dynamodb_client() -> DynamoDBClient:
+    return boto3.client("dynamodb", config=CLIENT_CONFIG)
+
+
+def to_wire(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _serializer.serialize(value) for name, value in item.items() if value is not None}
+
+
+def from_wire(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _plain(_deserializer.deserialize(value)) for name, value in item.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | set):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _key(key: ItemKey) -> dict[str, Any]:
+    return {schema.PARTITION_KEY: {"S": key.pk}, schema.SORT_KEY: {"S": key.sk}}
+
+
+def translate(error: Exception) -> Exception:
+    """Map a botocore error to the port's transient/permanent split."""
+    if isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") in _PERMANENT_CODES:
+        return PermanentStoreError(str(error))
+    return TransientStoreError(str(error))
+
+
+class DirectoryTable:
+    """Implements `shared.apply.DirectoryStore` and the queries readers, reconcile and purge need."""
+
+    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
+        self.table_name = table_name
+        self._client = client or dynamodb_client()
+
+    # --- The write rule -------------------------------------------------------------------------------------------
+
+    def put_if_newer(self, record: Record) -> bool:
+        try:
+            self._client.put_item(
+                TableName=self.table_name,
+                Item=to_wire(record.item()),
+                ConditionExpression=_CONDITION_NEWER,
+                ExpressionAttributeNames={"#pk": schema.PARTITION_KEY, "#vkey": schema.VERSION_ATTRIBUTE},
+                ExpressionAttributeValues={":vkey": {"N": str(record.vkey)}},
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise translate(error) from error
+        except BotoCoreError as error:
+            raise translate(error) from error
+        return True
+
+    # --- Reads ------------------------------------------------------------------------------------------------------
+
+    def get_versions(self, keys: Collection[ItemKey]) -> dict[ItemKey, StoredVersion]:
+        versions: dict[ItemKey, StoredVersion] = {}
+        for item in self.batch_get(
+            keys, projection=[schema.PARTITION_KEY, schema.SORT_KEY, schema.VERSION_ATTRIBUTE, schema.DELETED_ATTRIBUTE]
+        ):
+            key = ItemKey(item[schema.PARTITION_KEY], item[schema.SORT_KEY])
+            versions[key] = StoredVersion(int(item[schema.VERSION_ATTRIBUTE]), bool(item.get(schema.DELETED_ATTRIBUTE)))
+        return versions
+
+    def batch_get(self, keys: Collection[ItemKey], *, projection: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Strongly consistent BatchGetItem in chunks of 100, retrying unprocessed keys with jittered backoff."""
+        found: list[dict[str, Any]] = []
+        ordered = sorted(set(keys))
+        for start in range(0, len(ordered), BATCH_GET_LIMIT):
+            request: dict[str, Any] = {"Keys": [_key(k) for k in ordered[start : start + BATCH_GET_LIMIT]]}
+            request["ConsistentRead"] = True
+            if projection:
+                names = {f"#a{i}": name for i, name in enumerate(projection)}
+                request["ProjectionExpression"] = ", ".join(names)
+                request["ExpressionAttributeNames"] = names
+            pending: dict[str, Any] = {self.table_name: request}
+            for attempt in range(8):
+                try:
+                    response = self._client.batch_get_item(RequestItems=pending)
+                except (ClientError, BotoCoreError) as error:
+                    raise translate(error) from error
+                found.extend(from_wire(item) for item in response.get("Responses", {}).get(self.table_name, []))
+                pending = dict(response.get("UnprocessedKeys") or {})
+                if not pending:
+                    break
+                _backoff(attempt)
+            else:
+                raise TransientStoreError("BatchGetItem left keys unprocessed after 8 attempts")
+        return found
+
+    def get_item(self, key: ItemKey) -> dict[str, Any] | None:
+        try:
+            response = self._client.get_item(TableName=self.table_name, Key=_key(key), ConsistentRead=True)
+        except (ClientError, BotoCoreError) as error:
+            raise translate(error) from error
+        item = response.get("Item")
+        return from_wire(item) if item else None
+
+    def query_partition(
+        self,
+        directory_id: str,
+        prefix: str,
+        *,
+        projection: Sequence[str] | None = None,
+        live_only: bool = False,
+        consistent: bool = True,
+        page_size: int | None = None,
+        start_after: str | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Items of one directory whose sort key starts with `prefix`, in sort-key order, page by page."""
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
+            "ExpressionAttributeNames": {"#pk": schema.PARTITION_KEY, "#sk": schema.SORT_KEY},
+            "ExpressionAttributeValues": {":pk": {"S": schema.directory_pk(directory_id)}, ":prefix": {"S": prefix}},
+            "ConsistentRead": consistent,
+        }
+        if live_only:
+            request["FilterExpression"] = "#deleted = :false"
+            request["ExpressionAttributeNames"]["#deleted"] = schema.DELETED_ATTRIBUTE
+            request["ExpressionAttributeValues"][":false"] = {"BOOL": False}
+        if projection:
+            names = {f"#p{i}": name for i, name in enumerate(projection)}
+            request["ProjectionExpression"] = ", ".join(names)
+            request["ExpressionAttributeNames"].update(names)
+        if page_size:
+            request["Limit"] = page_size
+        if start_after:
+            request["ExclusiveStartKey"] = {
+                schema.PARTITION_KEY: {"S": schema.directory_pk(directory_id)},
+                schema.SORT_KEY: {"S": start_after},
+            }
+        yield from self._paginate("query", request)
+
+    def query_index(self, index: schema.IndexSpec, partition_value: str) -> Iterator[dict[str, Any]]:
+        request = {
+            "TableName": self.table_name,
+            "IndexName": index.name,
+            "KeyConditionExpression": "#k = :v",
+            "ExpressionAttributeNames": {"#k": index.partition_key},
+            "ExpressionAttributeValues": {":v": {"S": partition_value}},
+        }
+        yield from self._paginate("query", request)
+
+    def _paginate(self, operation: str, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        while True:
+            try:
+                response = getattr(self._client, operation)(**request)
+            except (ClientError, BotoCoreError) as error:
+                raise translate(error) from error
+            for item in response.get("Items", []):
+                yield from_wire(item)
+            last = response.get("LastEvaluatedKey")
+            if not last:
+                return
+            request = {**request, "ExclusiveStartKey": last}
+
+    def live_group_memberships(self, directory_id: str, group_id: str) -> list[tuple[str, str]]:
+        items = self.query_partition(
+            directory_id, schema.group_members_prefix(group_id), projection=["group_id", "user_id"], live_only=True
+        )
+        return [(item["group_id"], item["user_id"]) for item in items]
+
+    def live_user_memberships(self, directory_id: str, user_id: str) -> list[tuple[str, str]]:
+        # The index only holds present rows; it is eventually consistent, and reconcile repairs anything it missed.
+        items = self.query_index(schema.MEMBERSHIPS_BY_USER_INDEX, schema.member_key(directory_id, user_id))
+        return [(item["group_id"], item["user_id"]) for item in items if not item.get(schema.DELETED_ATTRIBUTE)]
+
+    def list_directory_ids(self) -> list[str]:
+        items = self.query_index(schema.DIRECTORIES_INDEX, schema.DIRECTORY_INDEX_VALUE)
+        return sorted(str(item["id"]) for item in items)
+
+    # --- Generic writes (leases, checkpoints, purge) ----------------------------------------------------------------
+
+    def put_item(
+        self,
+        item: Mapping[str, Any],
+        *,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Put `item`; with a condition, False when the condition fails."""
+        request: dict[str, Any] = {"TableName": self.table_name, "Item": to_wire(item)}
+        if condition:
+            request["ConditionExpression"] = condition
+            if names:
+                request["ExpressionAttributeNames"] = dict(names)
+            if values:
+                request["ExpressionAttributeValues"] = to_wire(values)
+        try:
+            self._client.put_item(**request)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise translate(error) from error
+        except BotoCoreError as error:
+            raise translate(error) from error
+        return True
+
+    def delete_item(
+        self, key: ItemKey, *, condition: str | None = None, values: Mapping[str, Any] | None = None
+    ) -> bool:
+        request: dict[str, Any] = {"TableName": self.table_name, "Key": _key(key)}
+        if condition:
+            request["ConditionExpression"] = condition
+            if values:
+                request["ExpressionAttributeValues"] = to_wire(values)
+        try:
+            self._client.delete_item(**request)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise translate(error) from error
+        except BotoCoreError as error:
+            raise translate(error) from error
+        return True
+
+    def delete_items(self, keys: Iterable[ItemKey]) -> int:
+        """Unconditional BatchWriteItem deletes in chunks of 25, retrying unprocessed items. Returns the count."""
+        ordered = list(keys)
+        for start in range(0, len(ordered), BATCH_WRITE_LIMIT):
+            pending: dict[str, Any] = {
+                self.table_name: [
+                    {"DeleteRequest": {"Key": _key(key)}} for key in ordered[start : start + BATCH_WRITE_LIMIT]
+                ]
+            }
+            for attempt in range(8):
+                try:
+                    response = self._client.batch_write_item(RequestItems=pending)
+                except (ClientError, BotoCoreError) as error:
+                    raise translate(error) from error
+                pending = dict(response.get("UnprocessedItems") or {})
+                if not pending:
+                    break
+                _backoff(attempt)
+            else:
+                raise TransientStoreError("BatchWriteItem left items unprocessed after 8 attempts")
+        return len(ordered)
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not crypto

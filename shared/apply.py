@@ -1,0 +1,470 @@
+"""Apply a batch of WorkOS events to the directory store so that no delivery order can move it backwards.
+
+WorkOS neither orders nor deduplicates deliveries, and a stale retry may arrive days after newer events. So the
+applier never relies on arrival order: every write is the max-register rule of `shared.records` (written only if
+newer), and everything else is decided from versions read in one batched read per batch:
+
+1. parse each message (unparseable → dead-letter queue at once, so one bad event never blocks its directory);
+2. plan the records each event implies (membership events carry full user and group snapshots, so a
+   `user_added` that arrives before `user.created` still creates both);
+3. read the stored versions of every key the batch touches (one BatchGetItem) and drop writes that are not newer,
+   writes for a directory that is deleted, and memberships of users or groups that are deleted;
+4. write the rest in parallel (they commute), then run cascades WorkOS sends no events for: a deleted group or
+   user ends its memberships; a deleted directory is tombstoned at once (readers see nothing) and its items are
+   purged by a job on the work queue;
+5. report per message: applied, no-op, ignored, forwarded to the DLQ, or retry (transient failure).
+
+Every step is idempotent, so a redelivery after a crash or a Lambda timeout finishes whatever was left.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from shared import records, schema
+from shared.events import DsyncEvent, InvalidEventError, UnknownEvent, parse_event
+from shared.records import ItemKey, Record, RecordTooLargeError, StoredVersion
+
+# --- Ports --------------------------------------------------------------------------------------------------------
+
+
+class TransientStoreError(Exception):
+    """Throttling, 5xx, timeouts, access or configuration problems: worth retrying later."""
+
+
+class PermanentStoreError(Exception):
+    """The store refused the record itself (e.g. validation): retrying can never help."""
+
+
+class DirectoryStore(Protocol):
+    def get_versions(self, keys: Collection[ItemKey]) -> dict[ItemKey, StoredVersion]:
+        """Stored (vkey, deleted) of each key that exists; strongly consistent."""
+        ...
+
+    def put_if_newer(self, record: Record) -> bool:
+        """Write `record` iff the key is absent or its stored vkey is lower. True if written."""
+        ...
+
+    def live_group_memberships(self, directory_id: str, group_id: str) -> list[tuple[str, str]]:
+        """(group_id, user_id) of the group's present membership rows."""
+        ...
+
+    def live_user_memberships(self, directory_id: str, user_id: str) -> list[tuple[str, str]]:
+        """(group_id, user_id) of the user's present membership rows."""
+        ...
+
+
+class WorkQueue(Protocol):
+    def submit(self, job: Mapping[str, Any]) -> None: ...
+
+
+class DeadLetters(Protocol):
+    def forward(self, *, body: str, group_id: str, deduplication_id: str, reason: str) -> None: ...
+
+
+# --- Inputs and outputs -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    message_id: str
+    body: str
+    group_id: str
+    deduplication_id: str
+
+
+class Status(StrEnum):
+    APPLIED = "applied"  # the store changed
+    NOOP = "noop"  # duplicate, stale, or for a deleted directory
+    IGNORED = "ignored"  # a well-formed event of a type we do not apply
+    FORWARDED = "forwarded"  # can never apply: parked on the dead-letter queue
+    RETRY = "retry"  # transient failure: report it failed so SQS redelivers
+
+
+@dataclass
+class MessageOutcome:
+    status: Status
+    event_type: str | None = None
+    event_id: str | None = None
+    directory_id: str | None = None
+    created_at: datetime | None = None
+    reason: str | None = None
+    writes: int = 0
+
+
+@dataclass(frozen=True)
+class ApplyConfig:
+    tombstone_ttl_seconds: int = 30 * 24 * 3600
+    parallelism: int = 10
+    # Stop starting cascades when less than this is left before the Lambda timeout; redelivery finishes them.
+    safety_margin_seconds: float = 5.0
+
+
+class JobKind(StrEnum):
+    RECONCILE = "reconcile"
+    PURGE = "purge"
+
+
+# --- Planning -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cascade:
+    """End the memberships of a deleted group or user."""
+
+    kind: str  # "group" | "user"
+    directory_id: str
+    entity_id: str
+    vkey: int
+
+
+@dataclass
+class EventPlan:
+    message: InboundMessage
+    event: DsyncEvent
+    records: list[Record] = field(default_factory=list)
+    membership_needs: tuple[ItemKey, ItemKey] | None = None  # (user, group) that must be live for an add
+    cascade: Cascade | None = None
+    directory_deleted: bool = False
+
+
+def plan_event(message: InboundMessage, event: DsyncEvent, *, expires_at: int) -> EventPlan:
+    """The records one event implies, before looking at the store."""
+    plan = EventPlan(message=message, event=event)
+    directory_id = event.directory_id
+    if event.type == "dsync.activated":
+        assert event.directory is not None
+        vkey = records.live_version(event.directory.updated_at or event.created_at)
+        plan.records.append(records.directory_record(event.directory, vkey=vkey))
+    elif event.type == "dsync.deleted":
+        assert event.directory is not None
+        vkey = records.tombstone_version(event.directory.updated_at, event.created_at)
+        plan.records.append(
+            records.directory_tombstone(directory_id, event.directory.organization_id, vkey=vkey, expires_at=expires_at)
+        )
+        plan.directory_deleted = True
+    elif event.type in ("dsync.user.created", "dsync.user.updated"):
+        assert event.user is not None
+        plan.records.append(records.user_record(event.user))
+    elif event.type == "dsync.user.deleted":
+        assert event.user is not None
+        vkey = records.tombstone_version(event.user.updated_at, event.created_at)
+        key = records.user_key(directory_id, event.user.id)
+        plan.records.append(
+            _tombstone(key, "user", event.user.id, directory_id=directory_id, vkey=vkey, expires_at=expires_at)
+        )
+        plan.cascade = Cascade("user", directory_id, event.user.id, vkey)
+    elif event.type in ("dsync.group.created", "dsync.group.updated"):
+        assert event.group is not None
+        plan.records.append(records.group_record(event.group))
+    elif event.type == "dsync.group.deleted":
+        assert event.group is not None
+        vkey = records.tombstone_version(event.group.updated_at, event.created_at)
+        key = records.group_key(directory_id, event.group.id)
+        plan.records.append(
+            _tombstone(key, "group", event.group.id, directory_id=directory_id, vkey=vkey, expires_at=expires_at)
+        )
+        plan.cascade = Cascade("group", directory_id, event.group.id, vkey)
+    else:  # dsync.group.user_added / user_removed
+        assert event.user is not None and event.group is not None
+        removed = event.type == "dsync.group.user_removed"
+        plan.records.append(records.user_record(event.user))
+        plan.records.append(records.group_record(event.group))
+        plan.records.append(
+            records.membership_record(
+                directory_id,
+                event.group.id,
+                event.user.id,
+                vkey=records.membership_version(event.created_at, removed=removed),
+                present=not removed,
+                expires_at=expires_at,
+            )
+        )
+        if not removed:
+            plan.membership_needs = (
+                records.user_key(directory_id, event.user.id),
+                records.group_key(directory_id, event.group.id),
+            )
+    return plan
+
+
+def _tombstone(key: ItemKey, kind: str, entity_id: str, *, directory_id: str, vkey: int, expires_at: int) -> Record:
+    return records.entity_tombstone(
+        key, kind=kind, entity_id=entity_id, directory_id=directory_id, vkey=vkey, expires_at=expires_at
+    )
+
+
+@dataclass
+class BatchPlan:
+    """Which writes, cascades and jobs a batch needs once the stored versions are known."""
+
+    writes: dict[ItemKey, Record] = field(default_factory=dict)
+    writers: dict[ItemKey, list[str]] = field(default_factory=lambda: defaultdict(list))  # message ids per write
+    cascades: dict[Cascade, list[str]] = field(default_factory=lambda: defaultdict(list))
+    purges: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # directory -> message ids
+    activations: dict[str, tuple[ItemKey, list[str]]] = field(default_factory=dict)  # directory -> (key, messages)
+
+
+def resolve(plans: Sequence[EventPlan], stored: Mapping[ItemKey, StoredVersion]) -> BatchPlan:
+    """Drop every write that would not change the store; keep the newest eligible candidate per key."""
+    newest = _newest(record for plan in plans for record in plan.records)
+
+    def deleted(key: ItemKey) -> bool:
+        """Whether the key ends up a tombstone: as stored, or as this batch will write it."""
+        candidate, existing = newest.get(key), stored.get(key)
+        if candidate is not None and (existing is None or candidate.vkey > existing.vkey):
+            return candidate.deleted
+        return existing is not None and existing.deleted
+
+    gone = {plan.event.directory_id for plan in plans if deleted(records.directory_key(plan.event.directory_id))}
+    eligible = [
+        (plan, record)
+        for plan in plans
+        for record in plan.records
+        if _eligible(plan, record, gone=gone, deleted=deleted)
+    ]
+    best = _newest(record for _, record in eligible)
+    batch = BatchPlan()
+    for plan, record in eligible:
+        chosen, existing = best[record.key], stored.get(record.key)
+        if existing is not None and existing.vkey >= chosen.vkey:
+            continue
+        batch.writes[record.key] = chosen
+        batch.writers[record.key].append(plan.message.message_id)
+        if plan.event.type == "dsync.activated" and chosen is record:
+            _, waiting = batch.activations.setdefault(plan.event.directory_id, (record.key, []))
+            waiting.append(plan.message.message_id)
+    for plan in plans:
+        _add_directory_tasks(batch, plan, stored=stored, newest=newest, gone=gone)
+    return batch
+
+
+def _newest(candidates: Iterable[Record]) -> dict[ItemKey, Record]:
+    newest: dict[ItemKey, Record] = {}
+    for record in candidates:
+        if record.key not in newest or record.vkey > newest[record.key].vkey:
+            newest[record.key] = record
+    return newest
+
+
+def _eligible(plan: EventPlan, record: Record, *, gone: set[str], deleted: Callable[[ItemKey], bool]) -> bool:
+    if plan.event.directory_id in gone and record.key != records.directory_key(plan.event.directory_id):
+        return False  # nothing lives on in a deleted directory
+    is_membership = record.key.sk.startswith(schema.MEMBER_PREFIX)
+    # No membership for a deleted user or group (removals are always fine to record).
+    return not (is_membership and plan.membership_needs and any(deleted(k) for k in plan.membership_needs))
+
+
+def _add_directory_tasks(
+    batch: BatchPlan,
+    plan: EventPlan,
+    *,
+    stored: Mapping[ItemKey, StoredVersion],
+    newest: Mapping[ItemKey, Record],
+    gone: set[str],
+) -> None:
+    directory_id, message_id = plan.event.directory_id, plan.message.message_id
+    if plan.directory_deleted:
+        batch.purges[directory_id].append(message_id)
+    if plan.cascade is not None and directory_id not in gone:
+        batch.cascades[plan.cascade].append(message_id)
+    key = records.directory_key(directory_id)
+    if key not in stored and key not in newest and directory_id not in gone:
+        # A directory first seen through its users or groups: register it (its dsync.activated was missed).
+        source = plan.event.user or plan.event.group
+        batch.writes.setdefault(key, records.directory_stub(directory_id, source.organization_id if source else None))
+        batch.writers[key].append(message_id)
+
+
+# --- Execution ----------------------------------------------------------------------------------------------------
+
+
+class WriteResult(StrEnum):
+    WRITTEN = "written"
+    STALE = "stale"
+    TRANSIENT = "transient"
+    PERMANENT = "permanent"
+
+
+@dataclass
+class Applier:
+    store: DirectoryStore
+    work_queue: WorkQueue
+    dead_letters: DeadLetters
+    config: ApplyConfig = field(default_factory=ApplyConfig)
+    clock: Callable[[], float] = time.time
+
+    def apply(
+        self, messages: Sequence[InboundMessage], *, remaining_seconds: Callable[[], float] = lambda: 900.0
+    ) -> dict[str, MessageOutcome]:
+        outcomes, plans = self._plan_all(messages)
+        if not plans:
+            return outcomes
+        keys = {record.key for plan in plans for record in plan.records}
+        keys |= {records.directory_key(plan.event.directory_id) for plan in plans}
+        try:
+            stored = self.store.get_versions(keys)
+        except (TransientStoreError, PermanentStoreError) as error:
+            for plan in plans:
+                _fail(outcomes[plan.message.message_id], Status.RETRY, f"read failed: {error}")
+            return outcomes
+        batch = resolve(plans, stored)
+        deadline = time.monotonic() + remaining_seconds() - self.config.safety_margin_seconds
+        with ThreadPoolExecutor(max_workers=self.config.parallelism) as pool:
+            written = self._write_all(batch, outcomes, pool)
+            self._submit_jobs(batch, written, outcomes)
+            self._run_cascades(batch, outcomes, pool, deadline)
+        self._forward_refused(plans, outcomes)
+        return outcomes
+
+    def _plan_all(self, messages: Sequence[InboundMessage]) -> tuple[dict[str, MessageOutcome], list[EventPlan]]:
+        outcomes: dict[str, MessageOutcome] = {}
+        plans: list[EventPlan] = []
+        expires_at = int(self.clock()) + self.config.tombstone_ttl_seconds
+        for message in messages:
+            plan_or_outcome = self._plan(message, expires_at)
+            if isinstance(plan_or_outcome, MessageOutcome):
+                outcomes[message.message_id] = plan_or_outcome
+            else:
+                plans.append(plan_or_outcome)
+                outcomes[message.message_id] = _outcome(plan_or_outcome.event, Status.NOOP)
+        return outcomes, plans
+
+    def _write_all(
+        self, batch: BatchPlan, outcomes: dict[str, MessageOutcome], pool: ThreadPoolExecutor
+    ) -> set[ItemKey]:
+        written: set[ItemKey] = set()
+        for key, (result, detail) in zip(batch.writes, pool.map(self._write, batch.writes.values()), strict=True):
+            if result is WriteResult.WRITTEN:
+                written.add(key)
+            for message_id in batch.writers[key]:
+                self._record_write(outcomes[message_id], result, detail)
+        return written
+
+    def _submit_jobs(self, batch: BatchPlan, written: set[ItemKey], outcomes: dict[str, MessageOutcome]) -> None:
+        for directory_id, (key, message_ids) in batch.activations.items():
+            if key in written:  # a new activation: start its initial sync by listing
+                self._submit(JobKind.RECONCILE, directory_id, [outcomes[m] for m in message_ids])
+        for directory_id, message_ids in batch.purges.items():
+            waiting = [outcomes[m] for m in message_ids if outcomes[m].status is not Status.RETRY]
+            if waiting:
+                self._submit(JobKind.PURGE, directory_id, waiting)
+
+    def _run_cascades(
+        self, batch: BatchPlan, outcomes: dict[str, MessageOutcome], pool: ThreadPoolExecutor, deadline: float
+    ) -> None:
+        for cascade, message_ids in batch.cascades.items():
+            changed, failure = self._cascade(cascade, pool, deadline)
+            for message_id in message_ids:
+                outcome = outcomes[message_id]
+                outcome.writes += changed
+                if failure is not None:
+                    _fail(outcome, Status.RETRY, failure)
+                elif changed and outcome.status is Status.NOOP:
+                    outcome.status = Status.APPLIED
+
+    def _forward_refused(self, plans: Sequence[EventPlan], outcomes: dict[str, MessageOutcome]) -> None:
+        """The store refused one of an event's records outright: park the event, never block its directory."""
+        for plan in plans:
+            outcome = outcomes[plan.message.message_id]
+            if outcome.status is Status.FORWARDED:
+                forwarded = self._forward(plan.message, outcome.reason or "refused by the store")
+                outcome.status, outcome.reason = forwarded.status, forwarded.reason
+
+    def _plan(self, message: InboundMessage, expires_at: int) -> EventPlan | MessageOutcome:
+        try:
+            event = parse_event(message.body)
+        except InvalidEventError as error:
+            return self._forward(message, f"invalid event: {error}")
+        if isinstance(event, UnknownEvent):
+            return MessageOutcome(Status.IGNORED, event_type=event.type, event_id=event.id)
+        try:
+            return plan_event(message, event, expires_at=expires_at)
+        except RecordTooLargeError as error:
+            outcome = self._forward(message, str(error))
+            outcome.event_type, outcome.event_id, outcome.directory_id = event.type, event.id, event.directory_id
+            return outcome
+
+    def _forward(self, message: InboundMessage, reason: str) -> MessageOutcome:
+        try:
+            self.dead_letters.forward(
+                body=message.body,
+                group_id=message.group_id,
+                deduplication_id=message.deduplication_id,
+                reason=reason,
+            )
+        except Exception as error:  # any failure to park it means: keep it queued and retry
+            return MessageOutcome(Status.RETRY, reason=f"could not forward to the DLQ: {error}")
+        return MessageOutcome(Status.FORWARDED, reason=reason)
+
+    def _write(self, record: Record) -> tuple[WriteResult, str | None]:
+        try:
+            return (WriteResult.WRITTEN if self.store.put_if_newer(record) else WriteResult.STALE), None
+        except TransientStoreError as error:
+            return WriteResult.TRANSIENT, str(error)
+        except PermanentStoreError as error:
+            return WriteResult.PERMANENT, str(error)
+
+    def _record_write(self, outcome: MessageOutcome, result: WriteResult, detail: str | None) -> None:
+        if result is WriteResult.WRITTEN:
+            outcome.writes += 1
+            if outcome.status is Status.NOOP:
+                outcome.status = Status.APPLIED
+        elif result is WriteResult.TRANSIENT:
+            _fail(outcome, Status.RETRY, detail)
+        elif result is WriteResult.PERMANENT:
+            _fail(outcome, Status.FORWARDED, detail)
+
+    def _submit(self, kind: JobKind, directory_id: str, waiting: Sequence[MessageOutcome]) -> None:
+        try:
+            self.work_queue.submit({"kind": kind.value, "directory_id": directory_id, "reason": waiting[0].event_type})
+        except Exception as error:  # the job is part of applying these events: retry them
+            for outcome in waiting:
+                _fail(outcome, Status.RETRY, f"could not submit {kind.value} job: {error}")
+
+    def _cascade(self, cascade: Cascade, pool: ThreadPoolExecutor, deadline: float) -> tuple[int, str | None]:
+        if time.monotonic() > deadline:
+            return 0, "out of time before cascade; redelivery will finish it"
+        try:
+            if cascade.kind == "group":
+                refs = self.store.live_group_memberships(cascade.directory_id, cascade.entity_id)
+            else:
+                refs = self.store.live_user_memberships(cascade.directory_id, cascade.entity_id)
+        except (TransientStoreError, PermanentStoreError) as error:
+            return 0, f"cascade read failed: {error}"
+        expires_at = int(self.clock()) + self.config.tombstone_ttl_seconds
+        tombstones = [
+            records.membership_record(
+                cascade.directory_id, group_id, user_id, vkey=cascade.vkey, present=False, expires_at=expires_at
+            )
+            for group_id, user_id in refs
+        ]
+        changed = 0
+        for result, detail in pool.map(self._write, tombstones):
+            if result is WriteResult.WRITTEN:
+                changed += 1
+            elif result in (WriteResult.TRANSIENT, WriteResult.PERMANENT):
+                return changed, f"cascade write failed: {detail}"
+        return changed, None
+
+
+def _outcome(event: DsyncEvent, status: Status) -> MessageOutcome:
+    return MessageOutcome(
+        status, event_type=event.type, event_id=event.id, directory_id=event.directory_id, created_at=event.created_at
+    )
+
+
+_SEVERITY = {Status.APPLIED: 0, Status.NOOP: 0, Status.IGNORED: 0, Status.FORWARDED: 1, Status.RETRY: 2}
+
+
+def _fail(outcome: MessageOutcome, status: Status, reason: str | None) -> None:
+    """Keep the most severe failure: a retry beats a forward (the retry may still succeed as a whole)."""
+    if _SEVERITY[status] >= _SEVERITY[outcome.status]:
+        outcome.status, outcome.reason = status, reason

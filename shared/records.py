@@ -1,0 +1,283 @@
+"""Store records: what a user, group, membership or directory looks like in the table, and its version.
+
+The one write rule (owned by `DirectoryStore.put_if_newer`): an item is written only if it is absent or its
+stored `vkey` is lower than the incoming one. Every item is therefore a max-register, and applying any set of
+events in any order, with any duplicates, ends in the same state. The version key packs a WorkOS timestamp and a
+tie-breaker into one integer: `vkey = micros * 2 + (1 if tombstone else 0)`, so a deletion beats an update with
+the same timestamp and two deliveries of one event compare equal (the second is a no-op).
+
+- users and groups: `micros(data.updated_at)`; deletions use max(updated_at, event created_at) and keep only ids
+  and the version (personal data erased), expiring after the tombstone TTL;
+- memberships: the event's `created_at` (WorkOS does not bump `updated_at` on membership changes);
+- directories: `updated_at` (or the event's `created_at`), and a stub with version 0 when events arrive for a
+  directory we never saw activated.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from shared import schema
+from shared.events import Directory, DirectoryGroup, DirectoryUser, iso, micros
+
+# DynamoDB items are capped at 400 KB; keep headroom for keys and attributes.
+MAX_DATA_BYTES = 350_000
+AttributeValue = str | int | bool
+USERS_BY_EMAIL = schema.USERS_BY_EMAIL_INDEX.partition_key
+MEMBERSHIPS_BY_USER = schema.MEMBERSHIPS_BY_USER_INDEX.partition_key
+DIRECTORIES = schema.DIRECTORIES_INDEX.partition_key
+
+
+class RecordTooLargeError(ValueError):
+    """The object cannot fit in one DynamoDB item even without its raw attributes."""
+
+
+@dataclass(frozen=True, order=True)
+class ItemKey:
+    pk: str
+    sk: str
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    vkey: int
+    deleted: bool
+
+
+@dataclass(frozen=True)
+class Record:
+    """A full item to write (a put replaces the whole item, so a tombstone erases every other attribute)."""
+
+    key: ItemKey
+    vkey: int
+    deleted: bool
+    attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
+    expires_at: int | None = None
+
+    def item(self) -> dict[str, AttributeValue]:
+        item: dict[str, AttributeValue] = {
+            schema.PARTITION_KEY: self.key.pk,
+            schema.SORT_KEY: self.key.sk,
+            schema.VERSION_ATTRIBUTE: self.vkey,
+            schema.DELETED_ATTRIBUTE: self.deleted,
+        }
+        item.update(self.attributes)
+        if self.expires_at is not None:
+            item[schema.TTL_ATTRIBUTE] = self.expires_at
+        return item
+
+
+def live_version(timestamp: datetime) -> int:
+    return micros(timestamp) * 2
+
+
+def tombstone_version(*timestamps: datetime | None) -> int:
+    return max(micros(t) for t in timestamps if t is not None) * 2 + 1
+
+
+def membership_version(created_at: datetime, *, removed: bool) -> int:
+    return micros(created_at) * 2 + (1 if removed else 0)
+
+
+def directory_key(directory_id: str) -> ItemKey:
+    return ItemKey(schema.directory_pk(directory_id), schema.DIRECTORY_SK)
+
+
+def user_key(directory_id: str, user_id: str) -> ItemKey:
+    return ItemKey(schema.directory_pk(directory_id), schema.user_sk(user_id))
+
+
+def group_key(directory_id: str, group_id: str) -> ItemKey:
+    return ItemKey(schema.directory_pk(directory_id), schema.group_sk(group_id))
+
+
+def membership_key(directory_id: str, group_id: str, user_id: str) -> ItemKey:
+    return ItemKey(schema.directory_pk(directory_id), schema.membership_sk(group_id, user_id))
+
+
+def _present(values: Mapping[str, AttributeValue | None]) -> dict[str, AttributeValue]:
+    return {name: value for name, value in values.items() if value is not None and value != ""}
+
+
+def _data(raw: dict[str, Any]) -> str:
+    text = json.dumps(raw, separators=(",", ":"), sort_keys=True)
+    if len(text.encode()) > MAX_DATA_BYTES and raw.get("raw_attributes"):
+        text = json.dumps({**raw, "raw_attributes": {}}, separators=(",", ":"), sort_keys=True)
+    if len(text.encode()) > MAX_DATA_BYTES:
+        raise RecordTooLargeError(f"object {raw.get('id')} is {len(text.encode())} bytes, over {MAX_DATA_BYTES}")
+    return text
+
+
+def user_record(user: DirectoryUser) -> Record:
+    email_key = schema.email_key(user.directory_id, user.email) if user.email else None
+    return Record(
+        key=user_key(user.directory_id, user.id),
+        vkey=live_version(user.updated_at),
+        deleted=False,
+        attributes=_present(
+            {
+                "kind": "user",
+                "id": user.id,
+                "directory_id": user.directory_id,
+                "organization_id": user.organization_id,
+                "idp_id": user.idp_id,
+                "email": user.email,
+                USERS_BY_EMAIL: email_key,
+                "first_name": user.first_name,
+                "last_name": user.last_name,
+                "state": user.state,
+                "updated_at": iso(user.updated_at),
+                "data": _data(user.raw()),
+            }
+        ),
+    )
+
+
+def group_record(group: DirectoryGroup) -> Record:
+    return Record(
+        key=group_key(group.directory_id, group.id),
+        vkey=live_version(group.updated_at),
+        deleted=False,
+        attributes=_present(
+            {
+                "kind": "group",
+                "id": group.id,
+                "directory_id": group.directory_id,
+                "organization_id": group.organization_id,
+                "idp_id": group.idp_id,
+                "name": group.name,
+                "updated_at": iso(group.updated_at),
+                "data": _data(group.raw()),
+            }
+        ),
+    )
+
+
+def entity_tombstone(
+    key: ItemKey, *, kind: str, entity_id: str, directory_id: str, vkey: int, expires_at: int
+) -> Record:
+    """What remains of a deleted user or group: ids and the version, nothing personal."""
+    return Record(
+        key=key,
+        vkey=vkey,
+        deleted=True,
+        attributes={"kind": kind, "id": entity_id, "directory_id": directory_id},
+        expires_at=expires_at,
+    )
+
+
+def membership_record(
+    directory_id: str, group_id: str, user_id: str, *, vkey: int, present: bool, expires_at: int
+) -> Record:
+    attributes: dict[str, AttributeValue] = {
+        "kind": "membership",
+        "directory_id": directory_id,
+        "group_id": group_id,
+        "user_id": user_id,
+    }
+    if present:
+        attributes[MEMBERSHIPS_BY_USER] = schema.member_key(directory_id, user_id)
+    return Record(
+        key=membership_key(directory_id, group_id, user_id),
+        vkey=vkey,
+        deleted=not present,
+        attributes=attributes,
+        expires_at=None if present else expires_at,
+    )
+
+
+def directory_record(directory: Directory, *, vkey: int) -> Record:
+    return Record(
+        key=directory_key(directory.id),
+        vkey=vkey,
+        deleted=False,
+        attributes=_present(
+            {
+                "kind": "directory",
+                "id": directory.id,
+                "organization_id": directory.organization_id,
+                "name": directory.name,
+                "type": directory.type,
+                "state": directory.state,
+                DIRECTORIES: schema.DIRECTORY_INDEX_VALUE,
+                "data": _data(directory.raw()),
+            }
+        ),
+    )
+
+
+def directory_stub(directory_id: str, organization_id: str | None) -> Record:
+    """Registers a directory first seen through user/group events (its dsync.activated was missed or is late)."""
+    return Record(
+        key=directory_key(directory_id),
+        vkey=0,
+        deleted=False,
+        attributes=_present(
+            {
+                "kind": "directory",
+                "id": directory_id,
+                "organization_id": organization_id,
+                DIRECTORIES: schema.DIRECTORY_INDEX_VALUE,
+            }
+        ),
+    )
+
+
+def directory_tombstone(directory_id: str, organization_id: str | None, *, vkey: int, expires_at: int) -> Record:
+    return Record(
+        key=directory_key(directory_id),
+        vkey=vkey,
+        deleted=True,
+        attributes=_present({"kind": "directory", "id": directory_id, "organization_id": organization_id}),
+        expires_at=expires_at,
+    )
+
+
+# --- Readable projections (what apps and `dsync export` see) ------------------------------------------------------
+
+
+def readable_user(item: Mapping[str, Any]) -> dict[str, Any]:
+    data = json.loads(str(item.get("data") or "{}"))
+    return {
+        "id": item["id"],
+        "directory_id": item.get("directory_id"),
+        "organization_id": data.get("organization_id"),
+        "idp_id": data.get("idp_id"),
+        "email": data.get("email"),
+        "first_name": data.get("first_name"),
+        "last_name": data.get("last_name"),
+        "state": data.get("state"),
+        "custom_attributes": data.get("custom_attributes") or {},
+        "created_at": data.get("created_at"),
+        "updated_at": data.get("updated_at"),
+    }
+
+
+def readable_group(item: Mapping[str, Any]) -> dict[str, Any]:
+    data = json.loads(str(item.get("data") or "{}"))
+    return {
+        "id": item["id"],
+        "directory_id": item.get("directory_id"),
+        "organization_id": data.get("organization_id"),
+        "idp_id": data.get("idp_id"),
+        "name": data.get("name"),
+        "created_at": data.get("created_at"),
+        "updated_at": data.get("updated_at"),
+    }
+
+
+def readable_directory(item: Mapping[str, Any]) -> dict[str, Any]:
+    data = json.loads(str(item.get("data") or "{}"))
+    return {
+        "id": item["id"],
+        "organization_id": item.get("organization_id"),
+        "name": data.get("name"),
+        "type": data.get("type"),
+        "state": data.get("state"),
+        "created_at": data.get("created_at"),
+        "updated_at": data.get("updated_at"),
+    }

@@ -1,0 +1,45 @@
+"""Settings of the apply, reconcile and publish Lambdas and the CLI: pydantic-settings models, loaded once.
+
+Environment variable names are the field names upper-cased (see `shared.resources.Env`). Values are resource
+names and ARNs; secrets are only ever referenced by id and read from Secrets Manager at runtime.
+(The ingest Lambda uses the stdlib `shared.ingest_settings` for cold-start reasons.)
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class _Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
+
+
+class ApplySettings(_Settings):
+    table_name: str = Field(min_length=1)
+    dead_letter_queue_url: str = Field(min_length=1)
+    work_queue_url: str = Field(min_length=1)
+    # Tombstones outlive WorkOS's 3-day retry span plus the DLQ's 14-day retention, so no stale event can
+    # resurrect what was deleted.
+    tombstone_ttl_days: int = Field(default=30, ge=18, le=3650)
+    apply_parallelism: int = Field(default=10, ge=1, le=50)
+
+
+class PublishSettings(_Settings):
+    change_bus_name: str = Field(min_length=1)
+    change_event_source: str = Field(default="workos.dsync.pipeline", min_length=1)
+
+
+class ReconcileSettings(_Settings):
+    table_name: str = Field(min_length=1)
+    work_queue_url: str = Field(min_length=1)
+    workos_api_key_secret_id: str = Field(min_length=1)
+    workos_base_url: str | None = None
+    tombstone_ttl_days: int = Field(default=30, ge=18, le=3650)
+    # WorkOS: 4 requests/s per directory on /directory_users; 6,000 requests/min per API key overall.
+    requests_per_second_per_directory: float = Field(default=4.0, gt=0, le=50)
+    requests_per_second_total: float = Field(default=90.0, gt=0, le=100)
+    directory_parallelism: int = Field(default=4, ge=1, le=32)
+    # Membership repairs are versioned this far behind the run's start, so a webhook newer than the run wins even
+    # with clock skew between WorkOS and AWS.
+    clock_skew_allowance_seconds: int = Field(default=300, ge=0, le=3600)
