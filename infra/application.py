@@ -1,0 +1,28 @@
+"""Builds the pipeline app; `app.py` and the infra tests both go through `build` so they cannot drift apart."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import App, Environment
+
+from infra.config import StackConfig
+from infra.nag import register_checks
+from infra.stack import DirectorySyncStack
+
+
+def stack_environment(config: StackConfig, environ: Mapping[str, str]) -> Environment | None:
+    """Account/region from context, else from the CDK CLI's CDK_DEFAULT_*; neither -> environment-agnostic."""
+    account = config.account or environ.get("CDK_DEFAULT_ACCOUNT") or None
+    region = config.region or environ.get("CDK_DEFAULT_REGION") or None
+    if account is None and region is None:
+        return None
+    return Environment(account=account, region=region)
+
+
+def build(app: App, *, environ: Mapping[str, str]) -> DirectorySyncStack:
+    """Add the pipeline stack (configured from `app`'s context) and the cdk-nag checks to `app`."""
+    config = StackConfig.from_context(app.node)
+    stack = DirectorySyncStack(app, config.stack_name, config=config, env=stack_environment(config, environ))
+    register_checks(app)
+    return stack

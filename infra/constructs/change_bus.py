@@ -1,0 +1,23 @@
+"""The EventBridge bus where the pipeline publishes normalised directory changes for downstream consumers."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from constructs import Construct
+
+from shared.resources import CHANGE_EVENT_SOURCE
+
+
+class ChangeBus(Construct):
+    """A custom bus plus an archive of everything the pipeline published, so a consumer can replay what it missed."""
+
+    def __init__(self, scope: Construct, id_: str, *, archive_retention: Duration) -> None:
+        super().__init__(scope, id_)
+        self.bus = events.EventBus(self, "Bus", description="Normalised WorkOS Directory Sync change events")
+        self.archive = self.bus.archive(
+            "Archive",
+            description="Every change event the pipeline published, for replay",
+            event_pattern=events.EventPattern(source=[CHANGE_EVENT_SOURCE]),
+            retention=archive_retention,
+        )

@@ -1,0 +1,61 @@
+"""Least-privilege grant helpers. They say *how* a permission is written; `infra/stack.py` decides who gets what.
+
+CDK's convenience grants are broader than these functions need: `grant_send_messages` adds
+`kms:ReEncrypt*`/`kms:GenerateDataKey*` wildcards and `grant_read_write_data` a dozen DynamoDB actions. These
+helpers use the same grant machinery with exact action lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jsii
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sqs as sqs
+
+# What SQS asks of a producer on a KMS-encrypted queue (SQS developer guide, "Key management").
+SQS_PRODUCER_KEY_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
+# What DynamoDB asks of a caller on a CMK-encrypted table: decrypting the table key (cached per principal).
+# Same set as CDK's grant_read_data / grant_stream_read.
+DYNAMODB_KEY_ACTIONS = ("kms:Decrypt", "kms:DescribeKey")
+# Item operations apply to the table only; indexes support Query (and Scan, which nothing here uses).
+INDEX_ACTIONS = frozenset({"dynamodb:Query"})
+
+
+def grant_send(queue: sqs.Queue, grantee: iam.IGrantable) -> iam.Grant:
+    """sqs:SendMessage on `queue`, plus the KMS actions a producer needs on its key."""
+    return queue.grants.actions(grantee, ["sqs:SendMessage"], key_actions=list(SQS_PRODUCER_KEY_ACTIONS))
+
+
+def grant_table_actions(
+    table: dynamodb.Table,
+    index_arns: Sequence[str],
+    key: kms.IKey,
+    grantee: iam.IGrantable,
+    actions: Sequence[str],
+) -> None:
+    """Exactly `actions` on the table; those that work on indexes also on each index ARN (no `index/*`)."""
+    item_actions = sorted(set(actions) - INDEX_ACTIONS)
+    index_actions = sorted(set(actions) & INDEX_ACTIONS)
+    if item_actions:
+        iam.Grant.add_to_principal(grantee=grantee, actions=item_actions, resource_arns=[table.table_arn])
+    if index_actions:
+        iam.Grant.add_to_principal(grantee=grantee, actions=index_actions, resource_arns=[table.table_arn, *index_arns])
+    key.grant(grantee, *DYNAMODB_KEY_ACTIONS)
+
+
+@jsii.implements(lambda_.IEventSourceDlq)
+class QueueOnFailure:
+    """An event source mapping's on-failure destination, like `SqsDlq` but granting only what sending needs."""
+
+    def __init__(self, queue: sqs.Queue) -> None:
+        self._queue = queue
+
+    def bind(
+        self, target: lambda_.IEventSourceMapping, target_handler: lambda_.IFunction
+    ) -> lambda_.DlqDestinationConfig:
+        grant_send(self._queue, target_handler)
+        return lambda_.DlqDestinationConfig(destination=self._queue.queue_arn)

@@ -1,0 +1,208 @@
+"""The pipeline stack: composes the constructs, wires the functions to them and grants each exactly what it uses.
+
+API Gateway -> ingest -> event queue (FIFO) -> apply -> table; schedule / work queue -> reconcile -> table;
+table stream -> publish -> change bus. Every grant of the stack is in this file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
+from constructs import Construct
+
+from infra.bundling import PROJECT_ROOT, function_code
+from infra.config import StackConfig
+from infra.constructs.change_bus import ChangeBus
+from infra.constructs.directory_table import DirectoryTable
+from infra.constructs.encrypted_queue import encrypted_queue
+from infra.constructs.event_queue import EventQueue
+from infra.constructs.pipeline_function import PipelineFunction
+from infra.constructs.pipeline_secrets import PipelineSecrets
+from infra.constructs.webhook_api import WebhookApi
+from infra.constructs.work_queue import WorkQueue
+from infra.grants import QueueOnFailure, grant_send, grant_table_actions
+from infra.nag import acknowledge_findings
+from shared.resources import (
+    APPLY_FUNCTION,
+    EVENT_BATCH_SIZE,
+    FOURTEEN_DAYS,
+    INGEST_FUNCTION,
+    MAX_WEBHOOK_BODY_BYTES,
+    PUBLISH_FUNCTION,
+    RECONCILE_FUNCTION,
+    Env,
+    FunctionSpec,
+    Outputs,
+    QueueSpec,
+)
+
+# Failed stream batches (metadata only: shard, sequence numbers) wait here for an operator. Not used by the local
+# stack, which has no stream, hence defined here rather than in shared.resources.
+PUBLISH_DEAD_LETTER_QUEUE = QueueSpec(fifo=False, retention_seconds=FOURTEEN_DAYS, visibility_timeout_seconds=30)
+CHANGE_ARCHIVE_RETENTION = Duration.days(30)
+RECONCILE_MAX_CONCURRENCY = 5
+STREAM_BATCH_SIZE = 100
+STREAM_RETRY_ATTEMPTS = 10
+
+APPLY_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:Query")
+RECONCILE_TABLE_ACTIONS = (
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:PutItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:Query",
+    "dynamodb:BatchWriteItem",
+)
+
+
+class DirectorySyncStack(Stack):
+    """WorkOS Directory Sync pipeline. `project_root` is where `functions/` and `shared/` are bundled from."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        config: StackConfig,
+        project_root: Path = PROJECT_ROOT,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, id_, description="WorkOS Directory Sync pipeline", **kwargs)
+        self.config = config
+        self._project_root = project_root
+
+        self.key = kms.Key(
+            self,
+            "PipelineKey",
+            description="Encrypts the directory table, the pipeline queues and the WorkOS secrets",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.directory = DirectoryTable(self, "Directory", key=self.key)
+        self.events = EventQueue(self, "Events", key=self.key)
+        self.work = WorkQueue(self, "Work", key=self.key)
+        self.publish_dead_letter_queue = encrypted_queue(
+            self, "PublishDeadLetterQueue", spec=PUBLISH_DEAD_LETTER_QUEUE, key=self.key
+        )
+        self.secrets = PipelineSecrets(self, "Secrets", key=self.key)
+        self.change_bus = ChangeBus(self, "Changes", archive_retention=CHANGE_ARCHIVE_RETENTION)
+        table = self.directory.table
+
+        self.ingest = self._function(
+            "Ingest",
+            INGEST_FUNCTION,
+            {
+                Env.EVENT_QUEUE_URL: self.events.queue.queue_url,
+                Env.WEBHOOK_SECRET_ID: self.secrets.webhook_secret.secret_arn,
+                Env.SIGNATURE_TOLERANCE_SECONDS: str(config.signature_tolerance_seconds),
+                Env.MAX_BODY_BYTES: str(MAX_WEBHOOK_BODY_BYTES),
+            },
+        )
+        grant_send(self.events.queue, self.ingest.role)
+        self.secrets.webhook_secret.grant_read(self.ingest.role)
+
+        self.apply = self._function(
+            "Apply",
+            APPLY_FUNCTION,
+            {
+                Env.TABLE_NAME: table.table_name,
+                Env.DEAD_LETTER_QUEUE_URL: self.events.dead_letter_queue.queue_url,
+                Env.WORK_QUEUE_URL: self.work.queue.queue_url,
+                Env.TOMBSTONE_TTL_DAYS: str(config.tombstone_ttl_days),
+            },
+        )
+        self.apply.function.add_event_source(
+            event_sources.SqsEventSource(
+                self.events.queue, batch_size=EVENT_BATCH_SIZE, report_batch_item_failures=True
+            )
+        )
+        grant_table_actions(table, self.directory.index_arns, self.key, self.apply.role, APPLY_TABLE_ACTIONS)
+        grant_send(self.events.dead_letter_queue, self.apply.role)  # permanent failures are forwarded there
+        grant_send(self.work.queue, self.apply.role)
+
+        self.reconcile = self._function(
+            "Reconcile",
+            RECONCILE_FUNCTION,
+            {
+                Env.TABLE_NAME: table.table_name,
+                Env.WORK_QUEUE_URL: self.work.queue.queue_url,
+                Env.WORKOS_API_KEY_SECRET_ID: self.secrets.workos_api_key.secret_arn,
+            },
+        )
+        self.reconcile_schedule = events.Rule(
+            self,
+            "ReconcileSchedule",
+            description=f"Starts a reconcile of every directory ({config.reconcile_rate})",
+            schedule=events.Schedule.rate(config.reconcile_interval),
+            targets=[targets.LambdaFunction(self.reconcile.function)],
+        )
+        self.reconcile.function.add_event_source(
+            event_sources.SqsEventSource(
+                self.work.queue,
+                batch_size=1,
+                report_batch_item_failures=True,
+                max_concurrency=RECONCILE_MAX_CONCURRENCY,
+            )
+        )
+        grant_table_actions(table, self.directory.index_arns, self.key, self.reconcile.role, RECONCILE_TABLE_ACTIONS)
+        grant_send(self.work.queue, self.reconcile.role)
+        self.secrets.workos_api_key.grant_read(self.reconcile.role)
+
+        self.publish = self._function(
+            "Publish", PUBLISH_FUNCTION, {Env.CHANGE_BUS_NAME: self.change_bus.bus.event_bus_name}
+        )
+        self.publish.function.add_event_source(
+            event_sources.DynamoEventSource(
+                table,
+                starting_position=lambda_.StartingPosition.LATEST,
+                batch_size=STREAM_BATCH_SIZE,
+                bisect_batch_on_error=True,
+                retry_attempts=STREAM_RETRY_ATTEMPTS,
+                report_batch_item_failures=True,
+                on_failure=QueueOnFailure(self.publish_dead_letter_queue),
+            )
+        )
+        self.change_bus.bus.grant_put_events_to(self.publish.role)
+
+        self.api = WebhookApi(
+            self,
+            "WebhookApi",
+            handler=self.ingest.function,
+            throttle_rate_limit=config.api_throttle_rate_limit,
+            throttle_burst_limit=config.api_throttle_burst_limit,
+            log_retention=config.log_retention,
+        )
+
+        self._outputs()
+        acknowledge_findings(self)
+
+    def _function(self, id_: str, spec: FunctionSpec, environment: dict[str, str]) -> PipelineFunction:
+        return PipelineFunction(
+            self,
+            id_,
+            spec=spec,
+            code=function_code(spec, project_root=self._project_root),
+            environment=environment,
+            log_retention=self.config.log_retention,
+        )
+
+    def _outputs(self) -> None:
+        outputs = {
+            Outputs.WEBHOOK_URL: (self.api.webhook_url, "POST WorkOS webhooks here"),
+            Outputs.TABLE_NAME: (self.directory.table.table_name, "Directory table"),
+            Outputs.EVENT_QUEUE_URL: (self.events.queue.queue_url, "Verified webhook events (FIFO)"),
+            Outputs.DEAD_LETTER_QUEUE_URL: (self.events.dead_letter_queue.queue_url, "Events that failed to apply"),
+            Outputs.WORK_QUEUE_URL: (self.work.queue.queue_url, "Reconcile and purge jobs"),
+            Outputs.CHANGE_BUS_NAME: (self.change_bus.bus.event_bus_name, "Normalised change events"),
+            Outputs.WEBHOOK_SECRET_ARN: (self.secrets.webhook_secret.secret_arn, "Webhook signing secret(s)"),
+            Outputs.WORKOS_API_KEY_SECRET_ARN: (self.secrets.workos_api_key.secret_arn, "WorkOS API key"),
+        }
+        for key, (value, description) in outputs.items():
+            CfnOutput(self, key, value=value, description=description)

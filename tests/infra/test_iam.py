@@ -1,0 +1,199 @@
+"""Least privilege: each function role holds exactly the actions its handler uses, on exactly its resources."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Template
+
+from infra.constructs.pipeline_function import PipelineFunction
+from infra.stack import DirectorySyncStack
+from tests.infra.helpers import as_list, get_att_arn, logical_id, policy_statements, ref, resources
+
+pytestmark = pytest.mark.infra
+
+LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+SQS_CONSUME = {
+    "sqs:ReceiveMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
+}
+SQS_SEND = {"sqs:SendMessage"}
+# SSE-KMS queues: a producer needs GenerateDataKey + Decrypt, a consumer Decrypt.
+SQS_KMS = {"kms:GenerateDataKey", "kms:Decrypt"}
+# CMK-encrypted table and stream: Decrypt (table key) + DescribeKey.
+TABLE_KMS = {"kms:Decrypt", "kms:DescribeKey"}
+SECRET_READ = {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
+APPLY_ITEMS = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem"}
+RECONCILE_ITEMS = APPLY_ITEMS | {"dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
+STREAM_READ = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"}
+
+EXPECTED_ACTIONS = {
+    "ingest": LOGS | SQS_SEND | SQS_KMS | SECRET_READ,
+    "apply": LOGS | SQS_CONSUME | SQS_SEND | SQS_KMS | APPLY_ITEMS | {"dynamodb:Query"} | TABLE_KMS,
+    "reconcile": LOGS
+    | SQS_CONSUME
+    | SQS_SEND
+    | SQS_KMS
+    | RECONCILE_ITEMS
+    | {"dynamodb:Query"}
+    | TABLE_KMS
+    | SECRET_READ,
+    "publish": LOGS | SQS_SEND | SQS_KMS | STREAM_READ | {"dynamodb:ListStreams"} | TABLE_KMS | {"events:PutEvents"},
+}
+
+
+def functions(stack: DirectorySyncStack) -> list[PipelineFunction]:
+    return [stack.ingest, stack.apply, stack.reconcile, stack.publish]
+
+
+def role_grants(template: Template, fn: PipelineFunction) -> dict[str, set[str]]:
+    """action -> resources (as JSON) granted to the function's role by identity policies and by the key policy."""
+    role_ref = ref(fn.role)
+    role_arn = get_att_arn(fn.role)
+    grants: dict[str, set[str]] = defaultdict(set)
+    for _, resource_type, statement in policy_statements(template):
+        if statement["Effect"] != "Allow":
+            continue
+        if resource_type == "AWS::IAM::Policy":
+            continue  # handled below with the attachment check
+        if statement.get("Principal", {}).get("AWS") == role_arn:
+            for action in as_list(statement["Action"]):
+                grants[action].update(json.dumps(r, sort_keys=True) for r in as_list(statement["Resource"]))
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        if role_ref not in policy["Properties"]["Roles"]:
+            continue
+        for statement in as_list(policy["Properties"]["PolicyDocument"]["Statement"]):
+            assert statement["Effect"] == "Allow"
+            for action in as_list(statement["Action"]):
+                grants[action].update(json.dumps(r, sort_keys=True) for r in as_list(statement["Resource"]))
+    return grants
+
+
+def arns(*values: Any) -> set[str]:
+    return {json.dumps(value, sort_keys=True) for value in values}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_ACTIONS))
+def test_role_has_exactly_the_expected_actions(stack: DirectorySyncStack, template: Template, name: str) -> None:
+    fn = next(fn for fn in functions(stack) if fn.spec.name == name)
+    assert set(role_grants(template, fn)) == EXPECTED_ACTIONS[name]
+
+
+def test_function_roles_have_no_managed_or_inline_policies(stack: DirectorySyncStack, template: Template) -> None:
+    raw = template.to_json()["Resources"]
+    for fn in functions(stack):
+        role = raw[logical_id(fn.role)]["Properties"]
+        assert "ManagedPolicyArns" not in role, fn.spec.name  # no AWSLambdaBasicExecutionRole
+        assert "Policies" not in role, fn.spec.name
+        assert role["AssumeRolePolicyDocument"]["Statement"] == [
+            {"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}}
+        ]
+
+
+def test_each_function_writes_only_its_own_log_group(stack: DirectorySyncStack, template: Template) -> None:
+    for fn in functions(stack):
+        grants = role_grants(template, fn)
+        for action in LOGS:
+            assert grants[action] == arns(get_att_arn(fn.log_group)), fn.spec.name
+
+
+def test_queue_grants_name_exact_queues(stack: DirectorySyncStack, template: Template) -> None:
+    expected_send = {
+        "ingest": arns(get_att_arn(stack.events.queue)),
+        "apply": arns(get_att_arn(stack.events.dead_letter_queue), get_att_arn(stack.work.queue)),
+        "reconcile": arns(get_att_arn(stack.work.queue)),
+        "publish": arns(get_att_arn(stack.publish_dead_letter_queue)),
+    }
+    expected_consume = {
+        "apply": arns(get_att_arn(stack.events.queue)),
+        "reconcile": arns(get_att_arn(stack.work.queue)),
+    }
+    for fn in functions(stack):
+        grants = role_grants(template, fn)
+        assert grants["sqs:SendMessage"] == expected_send[fn.spec.name]
+        for action in SQS_CONSUME:
+            assert grants.get(action, set()) == expected_consume.get(fn.spec.name, set()), (fn.spec.name, action)
+
+
+def test_table_grants_name_the_table_and_each_index(stack: DirectorySyncStack, template: Template) -> None:
+    table_arn = get_att_arn(stack.directory.table)
+    index_arns = {json.dumps(stack.resolve(index_arn), sort_keys=True) for index_arn in stack.directory.index_arns}
+    assert len(index_arns) == 3
+    for fn, items in ((stack.apply, APPLY_ITEMS), (stack.reconcile, RECONCILE_ITEMS)):
+        grants = role_grants(template, fn)
+        for action in items:
+            assert grants[action] == arns(table_arn), (fn.spec.name, action)  # item operations: table only
+        assert grants["dynamodb:Query"] == arns(table_arn) | index_arns
+    assert "index/*" not in json.dumps(template.to_json())
+
+
+def test_secret_bus_and_stream_grants(stack: DirectorySyncStack, template: Template) -> None:
+    ingest = role_grants(template, stack.ingest)
+    assert ingest["secretsmanager:GetSecretValue"] == arns(ref(stack.secrets.webhook_secret))
+    reconcile = role_grants(template, stack.reconcile)
+    assert reconcile["secretsmanager:GetSecretValue"] == arns(ref(stack.secrets.workos_api_key))
+    publish = role_grants(template, stack.publish)
+    assert publish["events:PutEvents"] == arns(get_att_arn(stack.change_bus.bus))
+    for action in STREAM_READ:
+        assert publish[action] == arns(get_att_arn(stack.directory.table, "StreamArn"))
+
+
+def test_kms_grants_are_on_the_pipeline_key_only(stack: DirectorySyncStack, template: Template) -> None:
+    key_arn = arns(get_att_arn(stack.key))
+    for fn in functions(stack):
+        for action, granted in role_grants(template, fn).items():
+            if action.startswith("kms:"):
+                # identity policies name the key; the key policy's own statements say "*" (= this key)
+                assert granted <= key_arn | arns("*"), (fn.spec.name, action)
+
+
+def test_no_wildcard_actions(template: Template) -> None:
+    """No Allow statement grants "*" or a whole service, except the key policy's account-root statement.
+
+    That statement (`kms:*` for arn:aws:iam::<account>:root) is the default key policy: it lets IAM policies of the
+    account govern the key and keeps the key manageable; without it the key could become unmanageable.
+    """
+    for resource_id, resource_type, statement in policy_statements(template):
+        if statement["Effect"] != "Allow":
+            continue  # the TLS-only queue policies deny sqs:*
+        for action in as_list(statement["Action"]):
+            service_wide = action == "*" or action.endswith(":*")
+            if service_wide:
+                assert resource_type == "AWS::KMS::Key", (resource_id, action)
+                assert action == "kms:*"
+                assert "Condition" not in statement
+                assert json.dumps(statement["Principal"]["AWS"]).endswith(':root"]]}')
+            if resource_type == "AWS::IAM::Policy":
+                assert "*" not in action, (resource_id, action)  # no kms:ReEncrypt* / kms:GenerateDataKey*
+
+
+def test_resource_star_only_where_aws_requires_it(template: Template) -> None:
+    """Identity policies use Resource "*" only for dynamodb:ListStreams, which has no resource-level permissions.
+
+    Key policies always say Resource "*": in a key policy it means the key itself.
+    """
+    star_actions: set[str] = set()
+    for _, resource_type, statement in policy_statements(template):
+        if statement["Effect"] == "Allow" and "*" in as_list(statement.get("Resource", [])):
+            if resource_type == "AWS::KMS::Key":
+                continue
+            assert resource_type == "AWS::IAM::Policy"
+            star_actions.update(as_list(statement["Action"]))
+    assert star_actions == {"dynamodb:ListStreams"}
+
+
+def test_only_the_api_gateway_logging_role_uses_a_managed_policy(stack: DirectorySyncStack, template: Template) -> None:
+    with_managed = {
+        role_id: role["Properties"]["ManagedPolicyArns"]
+        for role_id, role in resources(template, "AWS::IAM::Role").items()
+        if "ManagedPolicyArns" in role["Properties"]
+    }
+    cloudwatch_role = stack.api.rest_api.node.find_child("CloudWatchRole")
+    assert list(with_managed) == [logical_id(cloudwatch_role)]
+    assert "AmazonAPIGatewayPushToCloudWatchLogs" in json.dumps(with_managed)
