@@ -405,12 +405,7 @@ class Applier:
         return MessageOutcome(Status.FORWARDED, reason=reason)
 
     def _write(self, record: Record) -> tuple[WriteResult, str | None]:
-        try:
-            return (WriteResult.WRITTEN if self.store.put_if_newer(record) else WriteResult.STALE), None
-        except TransientStoreError as error:
-            return WriteResult.TRANSIENT, str(error)
-        except PermanentStoreError as error:
-            return WriteResult.PERMANENT, str(error)
+        return write_record(self.store, record)
 
     def _record_write(self, outcome: MessageOutcome, result: WriteResult, detail: str | None) -> None:
         if result is WriteResult.WRITTEN:
@@ -432,27 +427,48 @@ class Applier:
     def _cascade(self, cascade: Cascade, pool: ThreadPoolExecutor, deadline: float) -> tuple[int, str | None]:
         if time.monotonic() > deadline:
             return 0, "out of time before cascade; redelivery will finish it"
-        try:
-            if cascade.kind == "group":
-                refs = self.store.live_group_memberships(cascade.directory_id, cascade.entity_id)
-            else:
-                refs = self.store.live_user_memberships(cascade.directory_id, cascade.entity_id)
-        except (TransientStoreError, PermanentStoreError) as error:
-            return 0, f"cascade read failed: {error}"
         expires_at = int(self.clock()) + self.config.tombstone_ttl_seconds
-        tombstones = [
-            records.membership_record(
-                cascade.directory_id, group_id, user_id, vkey=cascade.vkey, present=False, expires_at=expires_at
-            )
-            for group_id, user_id in refs
-        ]
-        changed = 0
-        for result, detail in pool.map(self._write, tombstones):
-            if result is WriteResult.WRITTEN:
-                changed += 1
-            elif result in (WriteResult.TRANSIENT, WriteResult.PERMANENT):
-                return changed, f"cascade write failed: {detail}"
-        return changed, None
+        return end_memberships(self.store, cascade, expires_at=expires_at, pool=pool)
+
+
+def write_record(store: DirectoryStore, record: Record) -> tuple[WriteResult, str | None]:
+    """`put_if_newer`, with the store's errors folded into a result (for parallel maps)."""
+    try:
+        return (WriteResult.WRITTEN if store.put_if_newer(record) else WriteResult.STALE), None
+    except TransientStoreError as error:
+        return WriteResult.TRANSIENT, str(error)
+    except PermanentStoreError as error:
+        return WriteResult.PERMANENT, str(error)
+
+
+def end_memberships(
+    store: DirectoryStore, cascade: Cascade, *, expires_at: int, pool: ThreadPoolExecutor
+) -> tuple[int, str | None]:
+    """Tombstone every present membership of a deleted group or user at the deletion's version.
+
+    Idempotent and resumable: it reads what is still present, so a retry after a partial failure finishes the job.
+    Returns (rows ended, failure or None).
+    """
+    try:
+        if cascade.kind == "group":
+            refs = store.live_group_memberships(cascade.directory_id, cascade.entity_id)
+        else:
+            refs = store.live_user_memberships(cascade.directory_id, cascade.entity_id)
+    except (TransientStoreError, PermanentStoreError) as error:
+        return 0, f"cascade read failed: {error}"
+    tombstones = [
+        records.membership_record(
+            cascade.directory_id, group_id, user_id, vkey=cascade.vkey, present=False, expires_at=expires_at
+        )
+        for group_id, user_id in refs
+    ]
+    changed = 0
+    for result, detail in pool.map(lambda record: write_record(store, record), tombstones):
+        if result is WriteResult.WRITTEN:
+            changed += 1
+        elif result in (WriteResult.TRANSIENT, WriteResult.PERMANENT):
+            return changed, f"cascade write failed: {detail}"
+    return changed, None
 
 
 def _outcome(event: DsyncEvent, status: Status) -> MessageOutcome:

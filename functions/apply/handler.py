@@ -107,6 +107,8 @@ def log_outcomes(outcomes: dict[str, MessageOutcome], started: float) -> None:
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     started = time.monotonic()
     metrics = MetricsRecorder(service="dsync-apply")
+    if not event.get("Records"):
+        return {"batchItemFailures": []}
     try:
         outcomes = dependencies().apply(
             messages_from_event(event), remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000

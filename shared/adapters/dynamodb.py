@@ -153,11 +153,15 @@ class DirectoryTable:
         """Items of one directory whose sort key starts with `prefix`, in sort-key order, page by page."""
         request: dict[str, Any] = {
             "TableName": self.table_name,
-            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
-            "ExpressionAttributeNames": {"#pk": schema.PARTITION_KEY, "#sk": schema.SORT_KEY},
-            "ExpressionAttributeValues": {":pk": {"S": schema.directory_pk(directory_id)}, ":prefix": {"S": prefix}},
+            "KeyConditionExpression": "#pk = :pk",
+            "ExpressionAttributeNames": {"#pk": schema.PARTITION_KEY},
+            "ExpressionAttributeValues": {":pk": {"S": schema.directory_pk(directory_id)}},
             "ConsistentRead": consistent,
         }
+        if prefix:  # DynamoDB refuses begins_with on an empty string
+            request["KeyConditionExpression"] += " AND begins_with(#sk, :prefix)"
+            request["ExpressionAttributeNames"]["#sk"] = schema.SORT_KEY
+            request["ExpressionAttributeValues"][":prefix"] = {"S": prefix}
         if live_only:
             request["FilterExpression"] = "#deleted = :false"
             request["ExpressionAttributeNames"]["#deleted"] = schema.DELETED_ATTRIBUTE
@@ -197,6 +201,18 @@ class DirectoryTable:
             if not last:
                 return
             request = {**request, "ExclusiveStartKey": last}
+
+    def entity_versions(self, directory_id: str, prefix: str) -> dict[str, StoredVersion]:
+        """id → stored version of every user (or group) item of a directory, tombstones included (ids only)."""
+        items = self.query_partition(
+            directory_id, prefix, projection=["id", schema.VERSION_ATTRIBUTE, schema.DELETED_ATTRIBUTE]
+        )
+        return {
+            str(item["id"]): StoredVersion(
+                int(item[schema.VERSION_ATTRIBUTE]), bool(item.get(schema.DELETED_ATTRIBUTE))
+            )
+            for item in items
+        }
 
     def live_group_memberships(self, directory_id: str, group_id: str) -> list[tuple[str, str]]:
         items = self.query_partition(
@@ -242,11 +258,18 @@ class DirectoryTable:
         return True
 
     def delete_item(
-        self, key: ItemKey, *, condition: str | None = None, values: Mapping[str, Any] | None = None
+        self,
+        key: ItemKey,
+        *,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
     ) -> bool:
         request: dict[str, Any] = {"TableName": self.table_name, "Key": _key(key)}
         if condition:
             request["ConditionExpression"] = condition
+            if names:
+                request["ExpressionAttributeNames"] = dict(names)
             if values:
                 request["ExpressionAttributeValues"] = to_wire(values)
         try:
