@@ -419,7 +419,14 @@ class Applier:
 
     def _submit(self, kind: JobKind, directory_id: str, waiting: Sequence[MessageOutcome]) -> None:
         try:
-            self.work_queue.submit({"kind": kind.value, "directory_id": directory_id, "reason": waiting[0].event_type})
+            self.work_queue.submit(
+                {
+                    "kind": kind.value,
+                    "directory_id": directory_id,
+                    "reason": waiting[0].event_type,
+                    "requested_at_ms": int(self.clock() * 1000),
+                }
+            )
         except Exception as error:  # the job is part of applying these events: retry them
             for outcome in waiting:
                 _fail(outcome, Status.RETRY, f"could not submit {kind.value} job: {error}")

@@ -6,7 +6,11 @@ import base64
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 def sqs_event(messages: Iterable[Mapping[str, Any]], *, queue_arn: str, region: str) -> dict[str, Any]:
@@ -66,3 +70,36 @@ def api_gateway_event(
         "body": base64.b64encode(body).decode("ascii"),
         "isBase64Encoded": True,
     }
+
+
+class LocalContext:
+    """The Lambda context a local invocation gets: a request id and a deadline from the function's timeout."""
+
+    def __init__(self, *, function_name: str, timeout_seconds: float, memory_mb: int = 512) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.memory_limit_in_mb = memory_mb
+        self.invoked_function_arn = f"arn:aws:lambda:local:000000000000:function:{function_name}"
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = "local"
+        self._deadline = time.monotonic() + timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+    def as_lambda_context(self) -> LambdaContext:
+        """This object, typed as the Powertools context the handlers declare (it has every field they use)."""
+        return cast("LambdaContext", self)
+
+
+def stream_event(records: Iterable[Mapping[str, Any]], *, stream_arn: str) -> dict[str, Any]:
+    """The DynamoDB Streams event source mapping's event for records read with GetRecords."""
+    converted = []
+    for record in records:
+        dynamodb = dict(record.get("dynamodb", {}))
+        created = dynamodb.get("ApproximateCreationDateTime")
+        if isinstance(created, datetime):
+            dynamodb["ApproximateCreationDateTime"] = created.timestamp()
+        converted.append({**record, "dynamodb": dynamodb, "eventSourceARN": stream_arn})
+    return {"Records": converted}

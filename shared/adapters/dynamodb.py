@@ -40,7 +40,18 @@ def dynamodb_client() -> DynamoDBClient:
 
 
 def to_wire(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: _serializer.serialize(value) for name, value in item.items() if value is not None}
+    return {name: _serializer.serialize(_decimals(value)) for name, value in item.items() if value is not None}
+
+
+def _decimals(value: Any) -> Any:
+    """DynamoDB numbers are decimals; boto3 refuses floats."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {key: _decimals(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_decimals(item) for item in value]
+    return value
 
 
 def from_wire(item: Mapping[str, Any]) -> dict[str, Any]:

@@ -87,7 +87,9 @@ def test_webhooks_through_the_queue_end_in_the_table(aws: LocalResources) -> Non
     assert state["memberships"] == [{"group_id": "directory_group_1", "user_id": "directory_user_1"}]
     # The activation asked the reconcile worker for an initial sync.
     [job] = receive(aws, aws.work_queue_url)
-    assert json.loads(job["Body"]) == {"directory_id": ev.DIRECTORY, "kind": "reconcile", "reason": "dsync.activated"}
+    body = json.loads(job["Body"])
+    assert (body["kind"], body["directory_id"], body["reason"]) == ("reconcile", ev.DIRECTORY, "dsync.activated")
+    assert body["requested_at_ms"] > 0
 
 
 class FailingDirectoryStore:

@@ -212,7 +212,14 @@ def test_activation_registers_the_directory_and_starts_an_initial_sync_once(h: H
     activated = ev.event("dsync.activated", ev.directory(), created=0)
     assert statuses(h.apply(activated)) == ["applied"]
     assert h.state()["directory"]["state"] == "active"
-    assert h.work.jobs == [{"kind": "reconcile", "directory_id": ev.DIRECTORY, "reason": "dsync.activated"}]
+    assert h.work.jobs == [
+        {
+            "kind": "reconcile",
+            "directory_id": ev.DIRECTORY,
+            "reason": "dsync.activated",
+            "requested_at_ms": int(NOW * 1000),
+        }
+    ]
     h.apply(activated)  # a duplicate does not trigger another sync
     assert len(h.work.jobs) == 1
 
@@ -234,7 +241,9 @@ def test_directory_deleted_hides_everything_and_schedules_a_purge(h: Harness) ->
     [outcome] = h.apply(ev.event("dsync.deleted", ev.directory(), created=50))
     assert outcome.status is Status.APPLIED
     assert h.state() == {"directory": None, "users": [], "groups": [], "memberships": []}
-    assert h.work.jobs == [{"kind": "purge", "directory_id": ev.DIRECTORY, "reason": "dsync.deleted"}]
+    assert [(job["kind"], job["directory_id"], job["reason"]) for job in h.work.jobs] == [
+        ("purge", ev.DIRECTORY, "dsync.deleted")
+    ]
 
 
 def test_stale_events_for_a_deleted_directory_change_nothing(h: Harness) -> None:

@@ -1,0 +1,236 @@
+"""`dsync`: operate the pipeline, locally or deployed.
+
+    dsync local                 run the whole pipeline on this machine (moto + the same handlers)
+    dsync demo                  start the local stack and the fake WorkOS and play a story end to end
+    dsync send-test-event       sign and POST a realistic event to a webhook URL
+    dsync status | export | reconcile | redrive
+                                operate the local stack (--aws-endpoint) or a deployed stack (--stack)
+
+Exit codes: 0 success, 1 the operation failed (the message says why), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from dsync.errors import CommandError
+from shared.resources import DEFAULT_STACK_NAME
+
+
+def _print_json(document: Any) -> None:
+    print(json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+def _target_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--aws-endpoint",
+        default=os.environ.get("AWS_ENDPOINT_URL"),
+        help="AWS endpoint of the local stack, e.g. http://127.0.0.1:4566 (default: $AWS_ENDPOINT_URL); "
+        "without it, the deployed stack is used",
+    )
+    parser.add_argument("--stack", default=DEFAULT_STACK_NAME, help="deployed stack name (default: %(default)s)")
+    parser.add_argument("--region", default=None, help="AWS region (default: $AWS_REGION or us-east-1)")
+
+
+def _target(args: argparse.Namespace) -> Any:
+    from dsync.targets import TargetError, resolve_target
+
+    try:
+        return resolve_target(aws_endpoint=args.aws_endpoint, stack=args.stack, region=args.region)
+    except TargetError as error:
+        raise CommandError(str(error)) from error
+
+
+# --- commands ------------------------------------------------------------------------------------------------
+
+
+def cmd_send_test_event(args: argparse.Namespace) -> int:
+    from dsync.operations import post_signed, sample_event
+
+    try:
+        document = sample_event(args.event)
+    except ValueError as error:
+        raise CommandError(str(error)) from error
+    try:
+        delivery = post_signed(args.url, document, secret=args.secret, timeout=args.timeout)
+    except OSError as error:
+        raise CommandError(f"could not reach {args.url}: {error}") from error
+    print(f"{delivery.status} {delivery.body.strip()}  ({args.event} {delivery.event_id})")
+    return 0 if 200 <= delivery.status < 300 else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from dsync.operations import status
+
+    _print_json(status(_target(args)))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from dsync.operations import export
+
+    _print_json(export(_target(args), args.directory))
+    return 0
+
+
+def cmd_redrive(args: argparse.Namespace) -> int:
+    from dsync.operations import redrive
+
+    report = redrive(_target(args), limit=args.limit)
+    _print_json(report.as_dict())
+    print(
+        f"moved {report.moved} message(s) from the dead-letter queue back to the event queue, "
+        f"in order within each of {len(report.by_directory)} directory group(s)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from dsync.reconcile_command import run_reconcile
+
+    report = run_reconcile(
+        _target(args),
+        directory_id=args.directory,
+        api_key=args.workos_api_key,
+        base_url=args.workos_base_url,
+        parallelism=args.parallelism,
+        requests_per_second=args.requests_per_second,
+    )
+    _print_json(report)
+    if not report["ok"]:
+        failed = [d for d in report["directories"] if d["status"] == "failed"]
+        raise CommandError(f"reconcile failed for {len(failed)} directory(ies): {failed[0]['error']}")
+    return 0
+
+
+def cmd_local(args: argparse.Namespace) -> int:
+    from dsync.local.stack import LocalStackOptions, run_local_stack
+
+    secrets = [part.strip() for value in args.webhook_secret or [] for part in value.split(",") if part.strip()]
+    if not secrets:
+        secrets = [s.strip() for s in os.environ.get("WORKOS_WEBHOOK_SECRET", "").split(",") if s.strip()]
+    if not secrets:
+        raise CommandError("give a webhook signing secret: --webhook-secret S (repeatable) or WORKOS_WEBHOOK_SECRET")
+    options = LocalStackOptions(
+        host=args.host,
+        port=args.port,
+        aws_port=args.aws_port,
+        webhook_secrets=tuple(secrets),
+        workos_api_key=args.workos_api_key,
+        workos_base_url=args.workos_base_url,
+        reconcile_every_seconds=args.reconcile_every,
+    )
+    return run_local_stack(options)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from dsync.demo import DemoOptions, run_demo
+
+    return run_demo(DemoOptions(users=args.users, groups=args.groups, seed=args.seed, quiet=args.quiet))
+
+
+# --- parser -------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from dsync.operations import SAMPLE_EVENT_TYPES
+
+    parser = argparse.ArgumentParser(prog="dsync", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    send = commands.add_parser("send-test-event", help="sign and POST a realistic sample event; prints the status")
+    send.add_argument("--url", required=True, help="webhook URL, e.g. the stack's WebhookUrl output")
+    send.add_argument("--secret", required=True, help="the endpoint's webhook signing secret")
+    send.add_argument(
+        "--event",
+        default="dsync.user.created",
+        choices=SAMPLE_EVENT_TYPES,
+        metavar="TYPE",
+        help="event type (default: %(default)s)",
+    )
+    send.add_argument("--timeout", type=float, default=15.0, help="seconds (default: %(default)s)")
+    send.set_defaults(func=cmd_send_test_event)
+
+    status = commands.add_parser("status", help='queue depths: {"queued", "in_flight", "dead_letters"}')
+    _target_arguments(status)
+    status.set_defaults(func=cmd_status)
+
+    export = commands.add_parser("export", help="a directory's readable state as sorted JSON")
+    export.add_argument("--directory", required=True, help="WorkOS directory id (directory_…)")
+    _target_arguments(export)
+    export.set_defaults(func=cmd_export)
+
+    redrive = commands.add_parser("redrive", help="move dead-letter messages back to the event queue")
+    redrive.add_argument("--limit", type=int, default=None, help="move at most this many")
+    _target_arguments(redrive)
+    redrive.set_defaults(func=cmd_redrive)
+
+    reconcile = commands.add_parser("reconcile", help="run one reconcile now and print its report")
+    reconcile.add_argument("--directory", default=None, help="only this directory (default: all)")
+    reconcile.add_argument(
+        "--workos-api-key",
+        default=os.environ.get("WORKOS_API_KEY"),
+        help="WorkOS API key (default: $WORKOS_API_KEY, else the stack's secret)",
+    )
+    reconcile.add_argument(
+        "--workos-base-url",
+        default=os.environ.get("WORKOS_BASE_URL"),
+        help="WorkOS API base URL (default: $WORKOS_BASE_URL or https://api.workos.com)",
+    )
+    reconcile.add_argument("--parallelism", type=int, default=4, help="directories at once (default: %(default)s)")
+    reconcile.add_argument(
+        "--requests-per-second",
+        type=float,
+        default=4.0,
+        help="per directory; WorkOS allows 4 on /directory_users (default: %(default)s)",
+    )
+    _target_arguments(reconcile)
+    reconcile.set_defaults(func=cmd_reconcile)
+
+    local = commands.add_parser("local", help="run the pipeline locally: moto + a local gateway + pollers")
+    local.add_argument("--host", default="127.0.0.1")
+    local.add_argument("--port", type=int, default=8787, help="webhook gateway port (default: %(default)s)")
+    local.add_argument("--aws-port", type=int, default=4566, help="moto server port (default: %(default)s)")
+    local.add_argument(
+        "--webhook-secret",
+        action="append",
+        help="signing secret; repeat or comma-separate for rotation (default: $WORKOS_WEBHOOK_SECRET)",
+    )
+    local.add_argument("--workos-api-key", default=os.environ.get("WORKOS_API_KEY"))
+    local.add_argument("--workos-base-url", default=os.environ.get("WORKOS_BASE_URL"))
+    local.add_argument(
+        "--reconcile-every",
+        type=float,
+        default=0.0,
+        help="seconds between scheduled reconciles; 0 = off (default: %(default)s)",
+    )
+    local.set_defaults(func=cmd_local)
+
+    demo = commands.add_parser("demo", help="play a directory's life through the local stack and check the result")
+    demo.add_argument("--users", type=int, default=300)
+    demo.add_argument("--groups", type=int, default=24)
+    demo.add_argument("--seed", type=int, default=2026)
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CommandError as error:
+        print(f"dsync {args.command}: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,383 @@
+"""`dsync demo`: a directory's life, played through the local stack against a fake WorkOS, checked at the end.
+
+1. Acme connects Okta: `dsync.activated` and the initial-sync burst, delivered shuffled and with duplicates like
+   real retries, while the activation's initial-sync reconcile lists the same directory in parallel;
+2. a day of changes: joiners, leavers deactivated then deleted, renames, group moves, a group deleted;
+3. an outage: some webhooks are lost for good;
+4. the scheduled reconcile repairs the drift;
+5. the verdict: `export` against WorkOS's truth, field by field. Exit code 0 only if they match.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import boto3
+
+from dsync.fake_workos import DirectoryModel, FakeWorkOS, populate
+from dsync.local import logs
+from dsync.local.stack import LocalStack, LocalStackOptions
+from dsync.operations import post_signed
+from dsync.targets import Target
+from shared import schema
+from shared.adapters.dynamodb import DirectoryTable
+from shared.reader import DirectoryReader
+from shared.records import ItemKey
+
+DEMO_SECRET = "whsec_local_demo_only"
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    users: int = 300
+    groups: int = 24
+    seed: int = 2026
+    quiet: bool = False
+    duplicate_rate: float = 0.15
+    loss_rate: float = 0.35
+    senders: int = 8
+    rate_limit_per_second: float = 4.0
+    # moto's SQS scans the whole queue on every send and receive; a short backlog keeps the demo fast.
+    max_backlog: int = 60
+
+
+class Progress:
+    """A one-line progress bar on a terminal, milestones otherwise."""
+
+    def __init__(self, label: str, total: int, out: TextIO, *, enabled: bool) -> None:
+        self.label, self.total, self.out, self.enabled = label, max(1, total), out, enabled
+        self.done = 0
+        self._tty = out.isatty()
+        self._last_milestone = -1
+
+    def advance(self, count: int = 1) -> None:
+        self.done += count
+        if not self.enabled:
+            return
+        fraction = min(1.0, self.done / self.total)
+        if self._tty:
+            bar = "#" * int(fraction * 30)
+            self.out.write(f"\r  {self.label:<28} [{bar:<30}] {self.done}/{self.total}")
+            self.out.flush()
+        elif int(fraction * 4) > self._last_milestone:
+            self._last_milestone = int(fraction * 4)
+            self.out.write(f"  {self.label}: {self.done}/{self.total}\n")
+
+    def close(self) -> None:
+        if self.enabled and self._tty:
+            self.out.write("\n")
+
+
+class _Backpressure:
+    """Holds senders back while the event queue's backlog is above `limit` (an emulator constraint, see above)."""
+
+    def __init__(self, stack: LocalStack, *, limit: int) -> None:
+        assert stack.resources is not None
+        self._sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=stack.aws_endpoint)
+        self._url = stack.resources.event_queue_url
+        self._limit = limit
+        self._open = threading.Event()
+        self._open.set()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="demo-backpressure", daemon=True)
+
+    def __enter__(self) -> _Backpressure:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(timeout=5)
+
+    def wait(self) -> None:
+        self._open.wait(timeout=30)
+
+    def _watch(self) -> None:
+        while not self._done.wait(0.1):
+            backlog = int(
+                self._sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=["ApproximateNumberOfMessages"])[
+                    "Attributes"
+                ]["ApproximateNumberOfMessages"]
+            )
+            if backlog > self._limit:
+                self._open.clear()
+            else:
+                self._open.set()
+
+
+class Demo:
+    def __init__(self, options: DemoOptions, out: TextIO = sys.stdout) -> None:
+        self.options = options
+        self.out = out
+        self.rng = random.Random(options.seed)
+        # WorkOS's clock is this machine's clock (the fake stamps every change with the real time).
+        self.model = DirectoryModel(seed=options.seed)
+        self.fake = FakeWorkOS(self.model, rate_limit_per_second=options.rate_limit_per_second)
+        self.stack: LocalStack | None = None
+        self.delivered = 0
+        self.lost = 0
+        self.duplicates = 0
+
+    def say(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    # --- plumbing ----------------------------------------------------------------------------------------------
+
+    def deliver(self, events: list[dict[str, Any]], label: str, *, lose: float = 0.0) -> None:
+        """POST events as WorkOS would: concurrently, out of order, some twice; with `lose`, some never."""
+        assert self.stack is not None
+        kept = [event for event in events if self.rng.random() >= lose]
+        self.lost += len(events) - len(kept)
+        deliveries = kept + [event for event in kept if self.rng.random() < self.options.duplicate_rate]
+        self.duplicates += len(deliveries) - len(kept)
+        self.rng.shuffle(deliveries)
+        progress = Progress(label, len(deliveries), self.out, enabled=not self.options.quiet)
+        url = self.stack.webhook_url
+        backlog = _Backpressure(self.stack, limit=self.options.max_backlog)
+
+        def send(event: dict[str, Any]) -> int:
+            backlog.wait()
+            for _attempt in range(5):  # like WorkOS: anything but 2xx is retried
+                delivery = post_signed(url, event, secret=DEMO_SECRET)
+                if 200 <= delivery.status < 300:
+                    return delivery.status
+                time.sleep(0.2)
+            return delivery.status
+
+        with backlog, ThreadPoolExecutor(max_workers=self.options.senders) as pool:
+            for status in pool.map(send, deliveries):
+                if not 200 <= status < 300:
+                    raise RuntimeError(f"a delivery kept failing with HTTP {status}")
+                self.delivered += 1
+                progress.advance()
+        progress.close()
+
+    def drain(self, timeout: float = 90.0) -> float:
+        """Wait until the event queue, the work queue and the change stream are all idle."""
+        assert self.stack is not None and self.stack.resources is not None
+        sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=self.stack.aws_endpoint)
+        started = time.monotonic()
+        quiet_since: float | None = None
+        while time.monotonic() - started < timeout:
+            busy = 0
+            for url in (self.stack.resources.event_queue_url, self.stack.resources.work_queue_url):
+                attributes = sqs.get_queue_attributes(
+                    QueueUrl=url,
+                    AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+                )["Attributes"]
+                busy += int(attributes["ApproximateNumberOfMessages"])
+                busy += int(attributes["ApproximateNumberOfMessagesNotVisible"])
+            if busy == 0:
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since > 1.0:  # the stream poller catches up within a poll
+                    return time.monotonic() - started
+            else:
+                quiet_since = None
+            time.sleep(0.2)
+        raise TimeoutError("the pipeline did not drain in time")
+
+    def table(self) -> DirectoryTable:
+        assert self.stack is not None and self.stack.resources is not None
+        client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=self.stack.aws_endpoint)
+        return DirectoryTable(self.stack.resources.table_name, client=client)
+
+    def compare(self, directory_id: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, int]]:
+        """(our export, WorkOS's truth, differences per section) for one directory."""
+        exported = DirectoryReader(self.table()).export(directory_id)
+        truth = self.model.snapshot(directory_id)
+        differences = {}
+        for section in ("users", "groups", "memberships"):
+            keys = truth[section][0].keys() if truth[section] else ()
+            ours = {json.dumps({k: item.get(k) for k in keys}, sort_keys=True) for item in exported[section]}
+            theirs = {json.dumps(item, sort_keys=True) for item in truth[section]}
+            differences[section] = len(ours ^ theirs)
+        directory_keys = (truth["directory"] or {}).keys()
+        ours_directory = {k: (exported["directory"] or {}).get(k) for k in directory_keys}
+        differences["directory"] = int(ours_directory != (truth["directory"] or {}))
+        return exported, truth, differences
+
+    def change_events(self) -> Counter[str]:
+        assert self.stack is not None and self.stack.changes is not None
+        return Counter(self.stack.changes.snapshot())
+
+    # --- the story ------------------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        started = time.monotonic()
+        self.fake.start()
+        self.stack = LocalStack(
+            LocalStackOptions(
+                webhook_secrets=(DEMO_SECRET,),
+                port=0,
+                aws_port=0,
+                workos_api_key=self.fake.api_key,
+                workos_base_url=self.fake.base_url,
+                # The fake WorkOS and the pipeline share this machine's clock: no skew to allow for.
+                clock_skew_allowance_seconds=0,
+                readable_logs=False,
+            )
+        )
+        try:
+            self.stack.start()
+            logs.silence()
+            self.say("dsync demo: the whole pipeline on this machine (moto + the same Lambda handlers + a fake WorkOS)")
+            self.say(f"  webhook url: {self.stack.webhook_url}")
+            self.say(f"  aws endpoint: {self.stack.aws_endpoint}")
+            limit = self.options.rate_limit_per_second
+            self.say(f"  fake WorkOS: {self.fake.base_url} (rate limit {limit:g} req/s per directory)")
+            directory_id = self.act_one()
+            self.act_two(directory_id)
+            self.act_three(directory_id)
+            self.act_four(directory_id)
+            return self.verdict(directory_id, started)
+        finally:
+            self.stack.stop()
+            self.fake.stop()
+
+    def act_one(self) -> str:
+        self.say("\n1. Acme connects its Okta directory")
+        directory_id = str(self.model.create_directory(organization_id="org_01ACMEDEMO", name="Acme Okta")["id"])
+        populate(self.model, directory_id, users=self.options.users, groups=self.options.groups, rng=self.rng)
+        events = self.model.drain_events()
+        types = Counter(event["event"] for event in events)
+        self.say(
+            f"   WorkOS sends {len(events)} events: {types['dsync.user.created']} users, "
+            f"{types['dsync.group.created']} groups, {types['dsync.group.user_added']} memberships"
+        )
+        self.deliver(events, "initial sync (shuffled)")
+        waited = self.drain()
+        _, _, differences = self.compare(directory_id)
+        self.say(
+            f"   applied in {waited:.1f}s after the last delivery; the activation also started an initial-sync "
+            "reconcile that listed the directory in parallel"
+        )
+        self.say(f"   store vs WorkOS: {sum(differences.values())} differences")
+        refused = post_signed(self.stack_url(), events[0], secret="whsec_attacker")
+        self.say(f"   a forged delivery (wrong secret) is refused: HTTP {refused.status}")
+        return directory_id
+
+    def act_two(self, directory_id: str) -> None:
+        self.say("\n2. A day of changes in Okta")
+        model, rng = self.model, self.rng
+        users, groups = model.user_ids(directory_id), model.group_ids(directory_id)
+        joiners = [
+            model.create_user(directory_id, first_name=f"New{index}", last_name="Hire", email=f"new{index}@acme.test")
+            for index in range(12)
+        ]
+        for joiner in joiners:
+            model.add_user_to_group(rng.choice(groups), joiner["id"])
+        leavers = rng.sample(users, 8)
+        for leaver in leavers:
+            model.deactivate_user(leaver)
+        for leaver in leavers[:5]:
+            model.delete_user(leaver)
+        for user_id in rng.sample([u for u in users if u not in leavers], 10):
+            model.update_user(user_id, last_name="Married")
+        model.update_group(groups[0], name="Platform Engineering")
+        for user_id in rng.sample([u for u in users if u not in leavers], 10):  # moves between groups
+            current = model.group_ids(directory_id, user_id=user_id)
+            if current:
+                model.remove_user_from_group(current[0], user_id)
+            model.add_user_to_group(rng.choice(groups), user_id)
+        model.delete_group(groups[-1])
+        events = model.drain_events()
+        self.say(
+            f"   {len(joiners)} joiners, {len(leavers)} leavers deactivated ({5} then deleted), renames, moves, "
+            f"group {groups[-1][-6:]} deleted: {len(events)} events"
+        )
+        self.deliver(events, "the day's changes")
+        self.drain()
+        _, _, differences = self.compare(directory_id)
+        self.say(f"   store vs WorkOS: {sum(differences.values())} differences")
+
+    def act_three(self, directory_id: str) -> None:
+        self.say("\n3. An outage: the endpoint is unreachable past WorkOS's retry window")
+        model, rng = self.model, self.rng
+        users, groups = model.user_ids(directory_id), model.group_ids(directory_id)
+        for index in range(8):
+            joiner = model.create_user(
+                directory_id, first_name=f"Outage{index}", last_name="Joiner", email=f"outage{index}@acme.test"
+            )
+            model.add_user_to_group(rng.choice(groups), joiner["id"])
+        for user_id in rng.sample(users, 6):
+            model.update_user(user_id, custom_attributes={"department": "Reorganised"})
+        for user_id in rng.sample(users, 3):
+            model.delete_user(user_id)
+        for user_id in rng.sample(model.user_ids(directory_id), 8):
+            current = model.group_ids(directory_id, user_id=user_id)
+            if current:
+                model.remove_user_from_group(current[0], user_id)
+        model.update_group(groups[1], name="Go-to-Market")
+        model.delete_group(groups[2])
+        events = model.drain_events()
+        lost_before = self.lost
+        self.deliver(events, "deliveries during the outage", lose=self.options.loss_rate)
+        self.drain()
+        _, _, differences = self.compare(directory_id)
+        self.say(f"   {len(events)} events, {self.lost - lost_before} of them lost for good")
+        self.say(
+            f"   store vs WorkOS: {sum(differences.values())} differences "
+            f"(users {differences['users']}, groups {differences['groups']}, memberships {differences['memberships']})"
+        )
+
+    def act_four(self, directory_id: str) -> None:
+        self.say("\n4. The scheduled reconcile lists WorkOS and repairs the drift")
+        assert self.stack is not None
+        self.fake.reset_stats()
+        started = time.monotonic()
+        self.stack.run_scheduled_reconcile()  # exactly what the EventBridge schedule invokes
+        self.drain(timeout=180)
+        last = self.table().get_item(ItemKey(schema.directory_pk(directory_id), "~RECONCILE#LAST"))
+        drift = (last or {}).get("drift", {})
+        repaired = ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in drift.items() if value)
+        self.say(f"   reconcile finished in {time.monotonic() - started:.1f}s: {repaired or 'nothing to repair'}")
+        self.say(
+            f"   {self.fake.requests_total} WorkOS requests, {self.fake.rate_limited_total} answered 429 "
+            f"(paced at {self.options.rate_limit_per_second:g} req/s per directory)"
+        )
+
+    def verdict(self, directory_id: str, started: float) -> int:
+        exported, truth, differences = self.compare(directory_id)
+        changes = self.change_events()
+        elapsed = time.monotonic() - started
+        self.say("\n5. Verdict")
+        self.say(
+            f"   deliveries: {self.delivered} (of which {self.duplicates} duplicates), lost: {self.lost}; "
+            f"change events published: {sum(changes.values())} "
+            f"({', '.join(f'{name} {count}' for name, count in sorted(changes.items()))})"
+        )
+        matched = sum(differences.values()) == 0
+        counts = (
+            f"{len(truth['users'])} users "
+            f"({sum(1 for u in truth['users'] if u['state'] != 'active')} inactive), "
+            f"{len(truth['groups'])} groups, {len(truth['memberships'])} memberships"
+        )
+        if matched:
+            self.say(f"verdict: MATCH - export equals WorkOS: {counts} ({elapsed:.0f}s)")
+            return 0
+        self.say(f"verdict: MISMATCH - {differences} against WorkOS's {counts} ({elapsed:.0f}s)")
+        self.say(
+            f"   ours: {len(exported['users'])} users, {len(exported['groups'])} groups, "
+            f"{len(exported['memberships'])} memberships"
+        )
+        return 1
+
+    def stack_url(self) -> str:
+        assert self.stack is not None
+        return self.stack.webhook_url
+
+
+def run_demo(options: DemoOptions) -> int:
+    return Demo(options).run()
+
+
+__all__ = ["DemoOptions", "Target", "run_demo"]

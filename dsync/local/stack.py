@@ -1,0 +1,252 @@
+"""`dsync local`: the whole pipeline on one machine, no AWS account, the very same handler code.
+
+- moto's server emulates DynamoDB, SQS, Secrets Manager and EventBridge over real HTTP (`aws endpoint:`);
+- `provision` creates what the CDK stack defines, from the same definitions (`shared.resources`, `shared.schema`);
+- a local gateway turns HTTP requests into API Gateway proxy events for the ingest handler (`webhook url:`);
+- pollers feed the apply, reconcile and publish handlers the way Lambda's event source mappings do;
+- a scheduler plays the EventBridge rule that starts reconciles (`--reconcile-every`), when WorkOS is configured.
+
+Handlers read their configuration from the environment exactly as in Lambda, so the stack sets `AWS_ENDPOINT_URL`
+and the functions' variables in this process; run one local stack per process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+import boto3
+
+from dsync.local import logs
+from dsync.local.gateway import LocalGateway
+from dsync.local.lambda_events import LocalContext
+from dsync.local.moto_process import MotoServerProcess
+from dsync.local.pollers import ChangeTap, Scheduler, SqsPoller, StreamPoller
+from dsync.local.provision import LocalResources, provision
+from shared.resources import (
+    APPLY_FUNCTION,
+    EVENT_BATCH_SIZE,
+    LOCAL_NAMES,
+    PUBLISH_FUNCTION,
+    RECONCILE_FUNCTION,
+    Env,
+)
+
+REGION = "us-east-1"
+# A failed message is retried after this many seconds locally (AWS: the queue's visibility timeout, 6 minutes).
+LOCAL_RETRY_SECONDS = 2
+CHANGE_TAP_QUEUE = "dsync-changes-tap"
+logger = logging.getLogger("dsync.local")
+
+
+@dataclass(frozen=True)
+class LocalStackOptions:
+    webhook_secrets: tuple[str, ...]
+    host: str = "127.0.0.1"
+    port: int = 8787
+    aws_port: int = 4566
+    workos_api_key: str | None = None
+    workos_base_url: str | None = None
+    reconcile_every_seconds: float = 0.0
+    # WorkOS's clock vs ours, for versioning membership repairs (see shared.reconcile); None keeps the default.
+    clock_skew_allowance_seconds: int | None = None
+    apply_workers: int = 2
+    readable_logs: bool = True
+
+
+class LocalStack:
+    def __init__(self, options: LocalStackOptions) -> None:
+        self.options = options
+        self._moto: MotoServerProcess | None = None
+        self._gateway: LocalGateway | None = None
+        self._loops: list[Any] = []
+        self.resources: LocalResources | None = None
+        self.aws_endpoint = ""
+        self.changes: ChangeTap | None = None
+
+    @property
+    def webhook_url(self) -> str:
+        assert self._gateway is not None, "start() first"
+        return self._gateway.url
+
+    def start(self) -> LocalStack:
+        self._moto = MotoServerProcess(self.options.host, self.options.aws_port)
+        self._moto.start()
+        self.aws_endpoint = self._moto.endpoint
+        self._configure_environment()
+        self.resources = provision(
+            endpoint_url=self.aws_endpoint,
+            region=REGION,
+            webhook_secrets=self.options.webhook_secrets,
+            workos_api_key=self.options.workos_api_key,
+        )
+        os.environ.update(self.resources.environment())
+        change_tap_url = self._tap_change_bus()
+        handlers = _load_handlers(readable=self.options.readable_logs)
+
+        self._gateway = LocalGateway(self.options.host, self.options.port, ingest=handlers["ingest"])
+        self._gateway.start()
+        sqs = boto3.client("sqs", region_name=REGION, endpoint_url=self.aws_endpoint)
+        self._loops = [
+            SqsPoller(
+                name="apply",
+                sqs=sqs,
+                queue_url=self.resources.event_queue_url,
+                region=REGION,
+                handler=handlers["apply"],
+                function=APPLY_FUNCTION,
+                batch_size=EVENT_BATCH_SIZE,
+                retry_visibility_seconds=LOCAL_RETRY_SECONDS,
+                workers=self.options.apply_workers,
+            ),
+            SqsPoller(
+                name="work",
+                sqs=sqs,
+                queue_url=self.resources.work_queue_url,
+                region=REGION,
+                handler=handlers["reconcile"],
+                function=RECONCILE_FUNCTION,
+                batch_size=1,
+                retry_visibility_seconds=LOCAL_RETRY_SECONDS * 5,
+                workers=2,
+            ),
+            StreamPoller(
+                streams=boto3.client("dynamodbstreams", region_name=REGION, endpoint_url=self.aws_endpoint),
+                stream_arn=self.resources.table_stream_arn,
+                handler=handlers["publish"],
+                function=PUBLISH_FUNCTION,
+            ),
+        ]
+        self.changes = ChangeTap(sqs=sqs, queue_url=change_tap_url)
+        self._loops.append(self.changes)
+        if self.options.reconcile_every_seconds > 0 and self.reconcile_configured:
+            self._loops.append(
+                Scheduler(every_seconds=self.options.reconcile_every_seconds, action=self.run_scheduled_reconcile)
+            )
+        for loop in self._loops:
+            loop.start()
+        return self
+
+    @property
+    def reconcile_configured(self) -> bool:
+        return bool(self.options.workos_api_key)
+
+    def run_scheduled_reconcile(self) -> None:
+        """What the EventBridge rule does: invoke the reconcile function with a scheduled event."""
+        from functions.reconcile import handler as reconcile
+
+        event = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+        context = LocalContext(function_name="dsync-reconcile", timeout_seconds=RECONCILE_FUNCTION.timeout_seconds)
+        reconcile.handler(event, context.as_lambda_context())
+
+    def stop(self) -> None:
+        for loop in self._loops:
+            loop.stop()
+        self._loops = []
+        if self._gateway is not None:
+            self._gateway.stop()
+            self._gateway = None
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _configure_environment(self) -> None:
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": self.aws_endpoint,
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "POWERTOOLS_METRICS_DISABLED": "true",  # EMF lines are for CloudWatch; locally they are noise
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+            }
+        )
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+        if self.options.workos_base_url:
+            os.environ[Env.WORKOS_BASE_URL] = self.options.workos_base_url
+        else:
+            os.environ.pop(Env.WORKOS_BASE_URL, None)
+        if self.options.clock_skew_allowance_seconds is not None:
+            os.environ["CLOCK_SKEW_ALLOWANCE_SECONDS"] = str(self.options.clock_skew_allowance_seconds)
+
+    def _tap_change_bus(self) -> str:
+        """A local subscriber: every change event on the bus is copied to a queue the demo and tests can read."""
+        assert self.resources is not None
+        sqs = boto3.client("sqs", region_name=REGION, endpoint_url=self.aws_endpoint)
+        events = boto3.client("events", region_name=REGION, endpoint_url=self.aws_endpoint)
+        url = sqs.create_queue(QueueName=CHANGE_TAP_QUEUE)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(
+            Name="dsync-changes-tap",
+            EventBusName=LOCAL_NAMES.change_bus,
+            EventPattern='{"source": [{"prefix": ""}]}',
+            State="ENABLED",
+        )
+        events.put_targets(
+            Rule="dsync-changes-tap", EventBusName=LOCAL_NAMES.change_bus, Targets=[{"Id": "tap", "Arn": arn}]
+        )
+        return str(url)
+
+
+def _load_handlers(*, readable: bool) -> dict[str, Callable[[dict[str, Any], Any], Any]]:
+    """Import the Lambda handlers (after the environment is set) and drop their cached dependencies."""
+    from functions.apply import handler as apply
+    from functions.ingest import handler as ingest
+    from functions.publish import handler as publish
+    from functions.reconcile import handler as reconcile
+
+    for module in (apply, ingest, publish, reconcile):
+        cache_clear = getattr(getattr(module, "dependencies", None), "cache_clear", None)
+        if cache_clear:
+            cache_clear()
+    if readable:
+        logs.install()
+    return {
+        "ingest": ingest.handler,
+        "apply": apply.handler,
+        "publish": publish.handler,
+        "reconcile": reconcile.handler,
+    }
+
+
+def run_local_stack(options: LocalStackOptions) -> int:
+    """Run until Ctrl-C or SIGTERM; exit 0 after a clean stop."""
+    stopping = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    stack = LocalStack(options)
+    try:
+        stack.start()
+    except OSError as error:
+        print(f"dsync local: cannot start: {error} (is the port in use?)", file=sys.stderr)
+        return 1
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        print(f"webhook url: {stack.webhook_url}", flush=True)
+        print(f"aws endpoint: {stack.aws_endpoint}", flush=True)
+        if options.reconcile_every_seconds > 0 and not stack.reconcile_configured:
+            print("reconcile: off (no --workos-api-key / WORKOS_API_KEY)", flush=True)
+        while not stopping.wait(0.5):
+            pass
+        print("stopping...", flush=True)
+    finally:
+        stack.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print("stopped", flush=True)
+    return 0
