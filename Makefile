@@ -8,6 +8,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CDK := node_modules/.bin/cdk
 STACK ?= WorkosDsyncPipeline
+# Extra CDK CLI arguments, e.g. CDK_ARGS="-c alarmEmail=oncall@example.com -c enableWaf=true"
+CDK_ARGS ?=
 
 # jsii (the CDK bridge) runs on the Node.js pinned in package.json, not on whatever node is installed.
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
@@ -50,17 +52,17 @@ test: install lint typecheck pytest ## everything CI runs: lint, types, all test
 
 synth: install ## synthesize the stack into cdk.out/ (offline, cdk-nag on) and cfn-lint it
 	rm -rf cdk.out
-	$(CDK) synth --quiet --no-notices
+	$(CDK) synth --quiet --no-notices $(CDK_ARGS)
 	$(VENV)/bin/cfn-lint -- cdk.out/$(STACK).template.json
 
 demo: install ## run the whole pipeline locally (no AWS account) and check it against the fake WorkOS
 	$(VENV)/bin/dsync demo
 
 deploy: install ## cdk deploy (needs AWS credentials; see README "Deploy")
-	$(CDK) deploy $(STACK) --require-approval broadening
+	$(CDK) deploy $(STACK) --require-approval broadening $(CDK_ARGS)
 
 destroy: install ## cdk destroy (the table and secrets are retained)
-	$(CDK) destroy $(STACK)
+	$(CDK) destroy $(STACK) $(CDK_ARGS)
 
 bench: install ## run every benchmark under bench/ and print its figures
 	@set -e; for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b; done

@@ -16,6 +16,7 @@ from typing import Any
 from dsync.targets import Target
 from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.sqs import FAILURE_REASON_ATTRIBUTE
+from shared.events import KNOWN_EVENT_TYPES
 from shared.purge import purge_directory
 from shared.reader import DirectoryReader
 from shared.signature import signature_header
@@ -63,16 +64,30 @@ def redrive(target: Target, *, limit: int | None = None) -> RedriveReport:
     sqs = target.client("sqs")
     moved: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
-    suffix = f"redrive-{int(time.time())}"
-    while limit is None or sum(moved.values()) < limit:
+    started_ms = int(time.time() * 1000)
+    suffix = f"redrive-{started_ms}"
+    # Only what is parked now: a message that fails again is parked again, and must not be moved round in circles.
+    waiting = int(
+        sqs.get_queue_attributes(QueueUrl=target.dead_letter_queue_url, AttributeNames=["ApproximateNumberOfMessages"])[
+            "Attributes"
+        ]["ApproximateNumberOfMessages"]
+    )
+    budget = waiting if limit is None else min(limit, waiting)
+    while sum(moved.values()) < budget:
         batch = sqs.receive_message(
             QueueUrl=target.dead_letter_queue_url,
-            MaxNumberOfMessages=10 if limit is None else max(1, min(10, limit - sum(moved.values()))),
+            MaxNumberOfMessages=max(1, min(10, budget - sum(moved.values()))),
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
             VisibilityTimeout=60,
             WaitTimeSeconds=1,
         ).get("Messages", [])
+        fresh = [m for m in batch if int(m.get("Attributes", {}).get("SentTimestamp", 0)) >= started_ms]
+        for message in fresh:  # parked after we started: leave it for the next redrive
+            sqs.change_message_visibility(
+                QueueUrl=target.dead_letter_queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+            )
+        batch = [m for m in batch if m not in fresh]
         if not batch:
             break
         for message in batch:
@@ -114,18 +129,7 @@ class InlineJobs:
 
 # --- send-test-event -------------------------------------------------------------------------------------------
 
-SAMPLE_EVENT_TYPES = (
-    "dsync.activated",
-    "dsync.deleted",
-    "dsync.user.created",
-    "dsync.user.updated",
-    "dsync.user.deleted",
-    "dsync.group.created",
-    "dsync.group.updated",
-    "dsync.group.deleted",
-    "dsync.group.user_added",
-    "dsync.group.user_removed",
-)
+SAMPLE_EVENT_TYPES = tuple(sorted(KNOWN_EVENT_TYPES))
 
 
 def sample_event(event_type: str, *, seed: int | None = None) -> dict[str, Any]:

@@ -1,21 +1,34 @@
 """Deployment settings of the pipeline stack, read once from CDK context and validated.
 
 Every field has a context key (`cdk.json` "context" or `cdk synth -c key=value`). Values given on the command line
-arrive as strings, so numbers are parsed leniently; anything out of range fails synth with one message that names
-each bad key.
+arrive as strings, so numbers and booleans ("true"/"false") are parsed leniently and lists may be given as
+comma-separated text; anything out of range fails synth with one message that names each bad key.
+
+Optional features, all off by default:
+- `enableWaf`: a WAFv2 web ACL on the API stage (IP reputation list, per-IP rate limit `wafRateLimitPer5Minutes`,
+  bodies over 64 KB blocked); `wafLogging` also logs blocked requests to an `aws-waf-logs-` log group.
+- `restrictToWorkosIps` / `allowedSourceIps`: an API Gateway resource policy that only lets WorkOS's published
+  webhook addresses (and/or the given CIDRs, which are added to them) invoke the API.
+- `enableTracing`: X-Ray active tracing on every function and on the API stage.
+- `alarmEmail` / `alarmTopicArn`: where the alarms notify (a new KMS-encrypted SNS topic with an email subscription,
+  or an existing topic); with neither, alarms only change state.
+`apiGatewayCloudWatchRole` (default true) lets accounts that already have the region-wide API Gateway logging role
+keep theirs: with false the stack does not manage AWS::ApiGateway::Account (stage logging still needs some role).
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import re
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from aws_cdk import Duration
 from aws_cdk import aws_logs as logs
 from constructs import Node
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from shared.resources import DEFAULT_STACK_NAME
+from shared.resources import APPLY_FUNCTION, DEFAULT_METRICS_NAMESPACE, DEFAULT_STACK_NAME, EVENT_QUEUE
 from shared.signature import DEFAULT_TOLERANCE_SECONDS
 
 RateUnit = Literal["minute", "hour", "day"]
@@ -53,6 +66,36 @@ MAX_SIGNATURE_TOLERANCE_SECONDS = 3600
 # Regional REST API account quotas start at 10,000 rps / 5,000 burst; a stage limit above that has no effect.
 MAX_API_RATE_LIMIT = 10_000
 MAX_API_BURST_LIMIT = 5_000
+# The drift alarm evaluates two reconcile periods; CloudWatch caps an alarm's evaluation range at 7 days.
+MAX_ALARM_RANGE_SECONDS = 7 * 24 * 3600
+# A sustained-5xx alarm uses 1-minute periods; below one-hour periods CloudWatch caps the range at one day.
+MAX_5XX_MINUTES = 24 * 60
+# AWS WAF rate-based rule limits (requests per 5-minute window per source IP).
+MIN_WAF_RATE_LIMIT = 10
+MAX_WAF_RATE_LIMIT = 2_000_000_000
+# CloudWatch namespaces: ASCII letters, digits and . - _ / # : (no "AWS/" prefix, that is reserved for AWS).
+_NAMESPACE = r"^[A-Za-z0-9._/#:-]{1,255}$"
+_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+# A standard (not FIFO: CloudWatch alarms cannot publish to FIFO topics) SNS topic ARN.
+_TOPIC_ARN = r"^arn:aws[a-z-]*:sns:[a-z]{2}(-[a-z]+)+-\d:\d{12}:[A-Za-z0-9_-]{1,256}$"
+
+# The addresses WorkOS sends webhooks from, as published in the WorkOS docs ("Create an IP allowlist" in
+# https://workos.com/docs/events/data-syncing/webhooks.md). `restrictToWorkosIps` allows exactly these.
+WORKOS_WEBHOOK_SOURCE_IPS: tuple[str, ...] = (
+    "3.217.146.166",
+    "23.21.184.92",
+    "34.204.154.149",
+    "44.213.245.178",
+    "44.215.236.82",
+    "50.16.203.9",
+    "52.1.251.34",
+    "52.21.49.187",
+    "174.129.36.47",
+)
+
+
+def _rate_seconds(match: re.Match[str]) -> int:
+    return int(match["amount"]) * {"minute": 60, "hour": 3600, "day": 86400}[match["unit"]]
 
 
 class ConfigError(ValueError):
@@ -75,9 +118,37 @@ class StackConfig(BaseModel):
         ge=1,
         le=MAX_SIGNATURE_TOLERANCE_SECONDS,
     )
-    tombstone_ttl_days: int = Field(default=30, alias="tombstoneTtlDays", ge=1, le=3650)
+    # Tombstones must outlive WorkOS's 3-day retries plus the 14-day DLQ retention (the apply Lambda refuses less).
+    tombstone_ttl_days: int = Field(default=30, alias="tombstoneTtlDays", ge=18, le=3650)
     account: str | None = Field(default=None, alias="account", pattern=r"^\d{12}$")
     region: str | None = Field(default=None, alias="region", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+
+    # Observability. The namespace is set on every function (POWERTOOLS_METRICS_NAMESPACE) and used by the alarms.
+    metrics_namespace: str = Field(default=DEFAULT_METRICS_NAMESPACE, alias="metricsNamespace", pattern=_NAMESPACE)
+    alarm_ingest_5xx_minutes: int = Field(default=5, alias="alarmIngest5xxMinutes", ge=1, le=MAX_5XX_MINUTES)
+    alarm_signature_failures_per_hour: int = Field(default=10, alias="alarmSignatureFailuresPerHour", ge=0)
+    # Above the apply timeout the alarm could never fire (Lambda Duration stops at the timeout).
+    alarm_apply_duration_seconds: int = Field(
+        default=10, alias="alarmApplyDurationSeconds", ge=1, lt=APPLY_FUNCTION.timeout_seconds
+    )
+    # Past the retention period a message is gone, so the age never exceeds it.
+    alarm_queue_age_seconds: int = Field(
+        default=300, alias="alarmQueueAgeSeconds", ge=60, lt=EVENT_QUEUE.retention_seconds
+    )
+    alarm_email: str | None = Field(default=None, alias="alarmEmail", pattern=_EMAIL)
+    alarm_topic_arn: str | None = Field(default=None, alias="alarmTopicArn", pattern=_TOPIC_ARN)
+    enable_tracing: bool = Field(default=False, alias="enableTracing")
+
+    # Edge protection.
+    enable_waf: bool = Field(default=False, alias="enableWaf")
+    # WorkOS delivers an initial sync in bursts from a handful of addresses: keep the per-IP limit high.
+    waf_rate_limit_per_5_minutes: int = Field(
+        default=20_000, alias="wafRateLimitPer5Minutes", ge=MIN_WAF_RATE_LIMIT, le=MAX_WAF_RATE_LIMIT
+    )
+    waf_logging: bool = Field(default=False, alias="wafLogging")
+    restrict_to_workos_ips: bool = Field(default=False, alias="restrictToWorkosIps")
+    allowed_source_ips: tuple[str, ...] = Field(default=(), alias="allowedSourceIps")
+    api_gateway_cloud_watch_role: bool = Field(default=True, alias="apiGatewayCloudWatchRole")
 
     @field_validator("reconcile_rate")
     @classmethod
@@ -85,7 +156,58 @@ class StackConfig(BaseModel):
         match = _RATE.match(value)
         if match is None or int(match["amount"]) < 1:
             raise ValueError('expected "<N> minute(s)|hour(s)|day(s)" with N >= 1, e.g. "15 minutes" or "1 hour"')
+        if 2 * _rate_seconds(match) > MAX_ALARM_RANGE_SECONDS:
+            raise ValueError(
+                "at most 3.5 days (e.g. 3 days or 84 hours): the drift alarm evaluates two reconcile periods and "
+                "CloudWatch limits an alarm's evaluation range to 7 days"
+            )
         return value
+
+    @field_validator("metrics_namespace")
+    @classmethod
+    def _check_namespace(cls, value: str) -> str:
+        if value.startswith("AWS/"):
+            raise ValueError('namespaces starting with "AWS/" are reserved for AWS services')
+        return value
+
+    @field_validator("allowed_source_ips", mode="before")
+    @classmethod
+    def _split_ips(cls, value: Any) -> Any:
+        """`-c allowedSourceIps=a,b` arrives as one string; a JSON list string is accepted too."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    return json.loads(text)
+                except json.JSONDecodeError:
+                    raise ValueError("expected a JSON list of CIDRs or comma-separated CIDRs") from None
+            return [part for part in re.split(r"[,\s]+", text) if part]
+        return value
+
+    @field_validator("allowed_source_ips")
+    @classmethod
+    def _check_ips(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        normalized: list[str] = []
+        for item in value:
+            try:
+                network = ipaddress.ip_network(item)
+            except ValueError as error:
+                raise ValueError(f"{item!r} is not an IP address or CIDR ({error})") from None
+            if network.prefixlen == 0:
+                raise ValueError(f"{item!r} allows every address: leave allowedSourceIps unset instead")
+            if str(network) not in normalized:
+                normalized.append(str(network))
+        return tuple(normalized)
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> Self:
+        if self.alarm_email and self.alarm_topic_arn:
+            raise ValueError(
+                "set alarmEmail (the stack creates an encrypted topic) or alarmTopicArn (an existing topic), not both"
+            )
+        if self.waf_logging and not self.enable_waf:
+            raise ValueError("wafLogging needs enableWaf=true (it logs the requests the web ACL blocks)")
+        return self
 
     @field_validator("log_retention_days")
     @classmethod
@@ -111,6 +233,15 @@ class StackConfig(BaseModel):
     def log_retention(self) -> logs.RetentionDays:
         return LOG_RETENTION_DAYS[self.log_retention_days]
 
+    @property
+    def source_ip_allowlist(self) -> tuple[str, ...]:
+        """CIDRs allowed to invoke the webhook API: WorkOS's addresses if asked for, plus `allowedSourceIps`.
+
+        Empty means no restriction (no resource policy).
+        """
+        addresses = [*(WORKOS_WEBHOOK_SOURCE_IPS if self.restrict_to_workos_ips else ()), *self.allowed_source_ips]
+        return tuple(dict.fromkeys(str(ipaddress.ip_network(address)) for address in addresses))
+
     @classmethod
     def from_context(cls, node: Node) -> StackConfig:
         """Build from the context visible at `node` (normally the App). Unknown keys are ignored."""
@@ -129,6 +260,9 @@ class StackConfig(BaseModel):
         except ValidationError as error:
             problems = []
             for item in error.errors():
-                key = ".".join(str(part) for part in item["loc"]) or "context"
-                problems.append(f"context key {key!r} = {item.get('input')!r}: {item['msg']}")
+                if not item["loc"]:  # a rule across keys (model validator): the message names them
+                    problems.append(item["msg"])
+                    continue
+                key = str(item["loc"][0])
+                problems.append(f"context key {key!r} = {values.get(key, item.get('input'))!r}: {item['msg']}")
             raise ConfigError("invalid CDK context for the pipeline stack:\n  " + "\n  ".join(problems)) from None

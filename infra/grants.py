@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import jsii
+from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 
 # What SQS asks of a producer on a KMS-encrypted queue (SQS developer guide, "Key management").
@@ -21,6 +23,9 @@ SQS_PRODUCER_KEY_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
 # What DynamoDB asks of a caller on a CMK-encrypted table: decrypting the table key (cached per principal).
 # Same set as CDK's grant_read_data / grant_stream_read.
 DYNAMODB_KEY_ACTIONS = ("kms:Decrypt", "kms:DescribeKey")
+# What an AWS service publishing to a KMS-encrypted SNS topic needs on its key (SNS developer guide, "Enable
+# compatibility between event sources from AWS services and encrypted topics").
+SNS_PUBLISHER_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey*")
 # Item operations apply to the table only; indexes support Query (and Scan, which nothing here uses).
 INDEX_ACTIONS = frozenset({"dynamodb:Query"})
 
@@ -59,3 +64,32 @@ class QueueOnFailure:
     ) -> lambda_.DlqDestinationConfig:
         grant_send(self._queue, target_handler)
         return lambda_.DlqDestinationConfig(destination=self._queue.queue_arn)
+
+
+def allow_cloudwatch_alarms(topic: sns.Topic, key: kms.Key, *, alarm_name_prefix: str) -> None:
+    """Let this account's CloudWatch alarms named `<alarm_name_prefix>*` publish to a KMS-encrypted topic.
+
+    The topic policy admits the CloudWatch service principal only for those alarms (aws:SourceArn,
+    aws:SourceAccount: no confused deputy). The key policy lets CloudWatch encrypt the message for SNS; the SNS
+    developer guide documents kms:GenerateDataKey* and kms:Decrypt for AWS services publishing to encrypted topics.
+    The key encrypts only this topic, which the topic policy already guards.
+    """
+    stack = Stack.of(topic)
+    cloudwatch = iam.ServicePrincipal("cloudwatch.amazonaws.com")
+    alarms = stack.format_arn(
+        service="cloudwatch",
+        resource="alarm",
+        resource_name=f"{alarm_name_prefix}*",
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+    topic.add_to_resource_policy(
+        iam.PolicyStatement(
+            principals=[cloudwatch],
+            actions=["sns:Publish"],
+            resources=[topic.topic_arn],
+            conditions={"ArnLike": {"aws:SourceArn": alarms}, "StringEquals": {"aws:SourceAccount": stack.account}},
+        )
+    )
+    key.add_to_resource_policy(
+        iam.PolicyStatement(principals=[cloudwatch], actions=list(SNS_PUBLISHER_KEY_ACTIONS), resources=["*"])
+    )

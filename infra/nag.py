@@ -64,8 +64,15 @@ API_AUTHORIZATION = (
     "queued."
 )
 API_WAF = (
-    "No web ACL yet: an optional WAF (rate-based rule, WorkOS egress IP allow-list) is planned in a follow-up issue. "
-    "Until then the stage throttle bounds load and every request must carry a valid HMAC signature to be queued."
+    "The WAF web ACL is optional (context enableWaf=true associates one with this stage: IP reputation list, "
+    "per-IP rate limit, 64 KB body limit) because it costs a fixed monthly fee per web ACL and rule. Without it the "
+    "stage throttle bounds load, restrictToWorkosIps can limit callers to WorkOS's addresses, and every request "
+    "must carry a valid HMAC signature to be queued."
+)
+XRAY_WRITE = (
+    "enableTracing turns on Lambda active tracing, which adds xray:PutTraceSegments and xray:PutTelemetryRecords. "
+    "X-Ray has no resource-level permissions for these write actions, so IAM requires Resource '*'; the role gets "
+    "no X-Ray read or configuration action."
 )
 API_CLOUDWATCH_ROLE = (
     "This is API Gateway's region-wide CloudWatch Logs role (AWS::ApiGateway::Account), required for stage "
@@ -78,18 +85,28 @@ def acknowledge_findings(stack: DirectorySyncStack) -> None:
     """Acknowledge the findings this design accepts on purpose, each on the resource that produces it."""
     _acknowledge(_resource(stack.secrets.webhook_secret), "AwsSolutions-SMG4", ROTATION_WEBHOOK_SIGNING)
     _acknowledge(_resource(stack.secrets.workos_api_key), "AwsSolutions-SMG4", ROTATION_WORKOS_API_KEY)
+    tracing = stack.config.enable_tracing
+    # One acknowledgment per finding and resource: the publish policy's Resource "*" statement (merged by
+    # minimizePolicies) holds dynamodb:ListStreams, plus the X-Ray write actions when tracing is on.
     _acknowledge(
-        stack.publish.role.node.find_child("DefaultPolicy"), "AwsSolutions-IAM5[Resource::*]", STREAM_LIST_STREAMS
+        stack.publish.role.node.find_child("DefaultPolicy"),
+        "AwsSolutions-IAM5[Resource::*]",
+        f"{STREAM_LIST_STREAMS} {XRAY_WRITE}" if tracing else STREAM_LIST_STREAMS,
     )
+    if tracing:
+        for function in (stack.ingest, stack.apply, stack.reconcile):
+            _acknowledge(function.role.node.find_child("DefaultPolicy"), "AwsSolutions-IAM5[Resource::*]", XRAY_WRITE)
     _acknowledge(_resource(stack.publish_dead_letter_queue), "AwsSolutions-SQS3", PUBLISH_DLQ_IS_A_DLQ)
 
     api = stack.api
     _acknowledge(_resource(api.rest_api), "AwsSolutions-APIG2", API_REQUEST_VALIDATION)
-    _acknowledge(_resource(api.stage), "AwsSolutions-APIG3", API_WAF)
+    if stack.waf is None:  # with the web ACL associated, APIG3 is satisfied
+        _acknowledge(_resource(api.stage), "AwsSolutions-APIG3", API_WAF)
     _acknowledge(_resource(api.webhook_method), "AwsSolutions-APIG4", API_AUTHORIZATION)
     _acknowledge(_resource(api.webhook_method), "AwsSolutions-COG4", API_AUTHORIZATION)
-    _acknowledge(
-        api.rest_api.node.find_child("CloudWatchRole"),
-        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
-        API_CLOUDWATCH_ROLE,
-    )
+    if stack.config.api_gateway_cloud_watch_role:
+        _acknowledge(
+            api.rest_api.node.find_child("CloudWatchRole"),
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+            API_CLOUDWATCH_ROLE,
+        )

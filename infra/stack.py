@@ -1,7 +1,8 @@
 """The pipeline stack: composes the constructs, wires the functions to them and grants each exactly what it uses.
 
 API Gateway -> ingest -> event queue (FIFO) -> apply -> table; schedule / work queue -> reconcile -> table;
-table stream -> publish -> change bus. Every grant of the stack is in this file.
+table stream -> publish -> change bus. Alarms and a dashboard watch all of it; a WAF web ACL, a source IP allow-list
+and X-Ray tracing are optional (see `infra.config`). Every grant of the stack is in this file.
 """
 
 from __future__ import annotations
@@ -15,19 +16,24 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra.bundling import PROJECT_ROOT, function_code
 from infra.config import StackConfig
+from infra.constructs.alarm_topic import AlarmTopic
 from infra.constructs.change_bus import ChangeBus
 from infra.constructs.directory_table import DirectoryTable
 from infra.constructs.encrypted_queue import encrypted_queue
 from infra.constructs.event_queue import EventQueue
+from infra.constructs.monitoring import AlarmThresholds, PipelineMonitoring, alarm_name_prefix
+from infra.constructs.pipeline_dashboard import PipelineDashboard
 from infra.constructs.pipeline_function import PipelineFunction
 from infra.constructs.pipeline_secrets import PipelineSecrets
 from infra.constructs.webhook_api import WebhookApi
+from infra.constructs.webhook_waf import WebhookWaf
 from infra.constructs.work_queue import WorkQueue
-from infra.grants import QueueOnFailure, grant_send, grant_table_actions
+from infra.grants import QueueOnFailure, allow_cloudwatch_alarms, grant_send, grant_table_actions
 from infra.nag import acknowledge_findings
 from shared.resources import (
     APPLY_FUNCTION,
@@ -50,6 +56,9 @@ CHANGE_ARCHIVE_RETENTION = Duration.days(30)
 RECONCILE_MAX_CONCURRENCY = 5
 STREAM_BATCH_SIZE = 100
 STREAM_RETRY_ATTEMPTS = 10
+# Stack output keys of this stack only (the CLI reads the shared ones in `shared.resources.Outputs`).
+DASHBOARD_URL_OUTPUT = "DashboardUrl"
+ALARM_TOPIC_ARN_OUTPUT = "AlarmTopicArn"
 
 APPLY_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:Query")
 RECONCILE_TABLE_ACTIONS = (
@@ -178,10 +187,80 @@ class DirectorySyncStack(Stack):
             throttle_rate_limit=config.api_throttle_rate_limit,
             throttle_burst_limit=config.api_throttle_burst_limit,
             log_retention=config.log_retention,
+            allowed_source_ips=config.source_ip_allowlist,
+            cloud_watch_role=config.api_gateway_cloud_watch_role,
+            tracing=config.enable_tracing,
+        )
+        self.waf = (
+            WebhookWaf(
+                self,
+                "WebhookWaf",
+                stage=self.api.stage,
+                rate_limit_per_5_minutes=config.waf_rate_limit_per_5_minutes,
+                logging=config.waf_logging,
+                log_retention=config.log_retention,
+            )
+            if config.enable_waf
+            else None
         )
 
+        self._monitoring()
         self._outputs()
         acknowledge_findings(self)
+
+    def _monitoring(self) -> None:
+        """Alarms (notifying the configured topic, if any) and the dashboard."""
+        self.alarm_topic: AlarmTopic | None = None
+        topic: sns.ITopic | None = None
+        if self.config.alarm_email:
+            self.alarm_topic = AlarmTopic(self, "AlarmTopic", email=self.config.alarm_email)
+            allow_cloudwatch_alarms(
+                self.alarm_topic.topic, self.alarm_topic.key, alarm_name_prefix=alarm_name_prefix(self)
+            )
+            topic = self.alarm_topic.topic
+        elif self.config.alarm_topic_arn:
+            topic = sns.Topic.from_topic_arn(self, "ExistingAlarmTopic", self.config.alarm_topic_arn)
+        self.alarm_topic_ref = topic
+
+        dead_letter_queues = {
+            "Event": self.events.dead_letter_queue,
+            "Work": self.work.dead_letter_queue,
+            "Publish": self.publish_dead_letter_queue,
+        }
+        self.monitoring = PipelineMonitoring(
+            self,
+            "Monitoring",
+            ingest=self.ingest,
+            apply=self.apply,
+            reconcile=self.reconcile,
+            publish=self.publish,
+            event_queue=self.events.queue,
+            dead_letter_queues=dead_letter_queues,
+            api_stage=self.api.stage,
+            namespace=self.config.metrics_namespace,
+            thresholds=AlarmThresholds(
+                ingest_5xx_minutes=self.config.alarm_ingest_5xx_minutes,
+                signature_failures_per_hour=self.config.alarm_signature_failures_per_hour,
+                apply_duration=Duration.seconds(self.config.alarm_apply_duration_seconds),
+                queue_age=Duration.seconds(self.config.alarm_queue_age_seconds),
+                reconcile_interval=self.config.reconcile_interval,
+            ),
+            alarm_topic=topic,
+        )
+        self.dashboard = PipelineDashboard(
+            self,
+            "Dashboard",
+            ingest=self.ingest,
+            apply=self.apply,
+            reconcile=self.reconcile,
+            publish=self.publish,
+            event_queue=self.events.queue,
+            work_queue=self.work.queue,
+            dead_letter_queues=dead_letter_queues,
+            api_stage=self.api.stage,
+            metrics=self.monitoring.metrics,
+            alarms=list(self.monitoring.alarms.values()),
+        )
 
     def _function(self, id_: str, spec: FunctionSpec, environment: dict[str, str]) -> PipelineFunction:
         return PipelineFunction(
@@ -191,6 +270,8 @@ class DirectorySyncStack(Stack):
             code=function_code(spec, project_root=self._project_root),
             environment=environment,
             log_retention=self.config.log_retention,
+            metrics_namespace=self.config.metrics_namespace,
+            tracing=self.config.enable_tracing,
         )
 
     def _outputs(self) -> None:
@@ -204,5 +285,8 @@ class DirectorySyncStack(Stack):
             Outputs.WEBHOOK_SECRET_ARN: (self.secrets.webhook_secret.secret_arn, "Webhook signing secret(s)"),
             Outputs.WORKOS_API_KEY_SECRET_ARN: (self.secrets.workos_api_key.secret_arn, "WorkOS API key"),
         }
+        outputs[DASHBOARD_URL_OUTPUT] = (self.dashboard.url, "CloudWatch dashboard of the pipeline")
+        if self.alarm_topic_ref is not None:
+            outputs[ALARM_TOPIC_ARN_OUTPUT] = (self.alarm_topic_ref.topic_arn, "SNS topic the alarms notify")
         for key, (value, description) in outputs.items():
             CfnOutput(self, key, value=value, description=description)

@@ -234,6 +234,7 @@ class _Run:
         self.last_checkpoint = time.monotonic()
         self.checkpoint, self.seen = self._load()
         self.pool = ThreadPoolExecutor(max_workers=8)
+        self.version_cache: dict[str, dict[str, StoredVersion]] = {}
 
     # --- Checkpoints -------------------------------------------------------------------------------------------
 
@@ -380,33 +381,48 @@ class _Run:
     def _entities(self, kind: str) -> None:
         """Upsert every listed group (or user) that is missing or older in the store."""
         prefix = schema.GROUP_PREFIX if kind == "groups" else schema.USER_PREFIX
-        stored = self.r._table.entity_versions(self.directory_id, prefix)
+        stored = self._versions(prefix)
         listing = (
             self.r._api.iter_groups(self.directory_id, after=self.checkpoint.cursor)
             if kind == "groups"
             else self.r._api.iter_users(self.directory_id, after=self.checkpoint.cursor)
         )
+        pending: list[tuple[Record, bool]] = []  # (record, is new) of the current page
+        last_id: str | None = None
+
+        def flush() -> None:
+            """Write the page's repairs in parallel, then (only then) move the resume cursor past the page."""
+            for (_, is_new), written in zip(pending, self._write_many([r for r, _ in pending]), strict=True):
+                if written:
+                    self._count(f"{kind}_created" if is_new else f"{kind}_updated")
+            pending.clear()
+            self.checkpoint.cursor = last_id
+
         for count, listed in enumerate(listing, start=1):
             record = _entity_record(kind, listed)
-            entity_id = str(listed["id"])
-            self.seen[kind].add(entity_id)
-            existing = stored.get(entity_id)
-            if (existing is None or existing.vkey < record.vkey) and self._write(record):
-                self._count(f"{kind}_created" if existing is None else f"{kind}_updated")
-            self.checkpoint.cursor = entity_id
+            last_id = str(listed["id"])
+            self.seen[kind].add(last_id)
+            existing = stored.get(last_id)
+            if existing is None or existing.vkey < record.vkey:
+                pending.append((record, existing is None))
             if count % 100 == 0:
+                flush()
                 self.tick()
+        if last_id is not None:
+            flush()
 
     def _memberships(self) -> None:
         """Per group, diff WorkOS's member list with the store's present rows; repairs lose to newer webhooks."""
-        live_users = _live(self.r._table.entity_versions(self.directory_id, schema.USER_PREFIX))
-        live_groups = _live(self.r._table.entity_versions(self.directory_id, schema.GROUP_PREFIX))
+        live_users = _live(self._versions(schema.USER_PREFIX))
+        live_groups = _live(self._versions(schema.GROUP_PREFIX))
         groups = sorted(self.seen["groups"] & live_groups)
         repair_us = self.checkpoint.started_at_us - self.r._config.clock_skew_allowance_seconds * 1_000_000
         while self.checkpoint.group_index < len(groups):
             group_id = groups[self.checkpoint.group_index]
+            # The store read runs while the (paced) listing waits for its turn, instead of after it.
+            stored_rows = self.pool.submit(self.r._table.live_group_memberships, self.directory_id, group_id)
             listed = set(self.r._api.iter_group_member_ids(self.directory_id, group_id)) & live_users
-            present = {user_id for _, user_id in self.r._table.live_group_memberships(self.directory_id, group_id)}
+            present = {user_id for _, user_id in stored_rows.result()}
             repairs = [
                 records.membership_record(
                     self.directory_id, group_id, user_id, vkey=repair_us * 2, present=True, expires_at=0
@@ -434,7 +450,7 @@ class _Run:
     def _deletions(self) -> None:
         """Stored groups and users that WorkOS no longer lists are removed once a get confirms 404."""
         for kind, prefix in (("groups", schema.GROUP_PREFIX), ("users", schema.USER_PREFIX)):
-            stored = self.r._table.entity_versions(self.directory_id, prefix)
+            stored = self._versions(prefix)
             for entity_id in sorted(_live(stored) - self.seen[kind]):
                 if self.checkpoint.cursor is not None and (kind, entity_id) <= _cursor_key(self.checkpoint.cursor):
                     continue  # confirmed before the last checkpoint
@@ -476,11 +492,23 @@ class _Run:
     def _count(self, drift_field: str, amount: int = 1) -> None:
         setattr(self.checkpoint.drift, drift_field, getattr(self.checkpoint.drift, drift_field) + amount)
 
+    def _versions(self, prefix: str) -> dict[str, StoredVersion]:
+        """Stored versions of the directory's users (or groups), read once per invocation and kept current with
+        this run's own writes. Webhooks landing meanwhile can make it stale, which is safe: every write is
+        conditional, and a deletion is only ever made after WorkOS confirms it with a 404."""
+        if prefix not in self.version_cache:
+            self.version_cache[prefix] = self.r._table.entity_versions(self.directory_id, prefix)
+        return self.version_cache[prefix]
+
     def _write(self, record: Record) -> bool:
         result, detail = write_record(self.r._table, record)
         if result in (WriteResult.TRANSIENT, WriteResult.PERMANENT):
             raise RuntimeError(f"write of {record.key.sk} failed: {detail}")
-        return result is WriteResult.WRITTEN
+        written = result is WriteResult.WRITTEN
+        for prefix, cache in self.version_cache.items():
+            if written and record.key.sk.startswith(prefix):
+                cache[record.key.sk.removeprefix(prefix)] = StoredVersion(record.vkey, record.deleted)
+        return written
 
     def _write_many(self, batch: list[Record]) -> list[bool]:
         return list(self.pool.map(self._write, batch))

@@ -15,6 +15,7 @@ for _name, _value in {
     "POWERTOOLS_METRICS_NAMESPACE": "WorkosDirectorySyncTest",
     "POWERTOOLS_LOG_LEVEL": "WARNING",
     "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    "AWS_EC2_METADATA_DISABLED": "true",  # never ask the instance metadata service for credentials
 }.items():
     os.environ[_name] = _value
 for _name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):

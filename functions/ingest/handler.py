@@ -62,16 +62,21 @@ def dependencies() -> IngestDependencies:
 
 def request_from_api_gateway(event: dict[str, Any]) -> WebhookRequest:
     """The exact bytes WorkOS sent: base64-decoded when API Gateway flags it (the stack treats */* as binary)."""
-    headers = {str(name).lower(): str(value) for name, value in (event.get("headers") or {}).items()}
-    raw = event.get("body") or ""
-    if event.get("isBase64Encoded"):
+    raw_headers = event.get("headers")
+    headers = (
+        {str(name).lower(): str(value) for name, value in raw_headers.items()} if isinstance(raw_headers, dict) else {}
+    )
+    raw = event.get("body")
+    raw = raw if isinstance(raw, str) else ""
+    if event.get("isBase64Encoded") is True:
         try:
             body = base64.b64decode(raw, validate=True)
         except (binascii.Error, ValueError) as error:
             raise BadRequestEncodingError("body is not valid base64") from error
     else:
         body = raw.encode("utf-8", errors="replace")  # unencodable text cannot carry a valid signature
-    return WebhookRequest(method=str(event.get("httpMethod") or ""), headers=headers, body=body)
+    method = event.get("httpMethod")
+    return WebhookRequest(method=method if isinstance(method, str) else "", headers=headers, body=body)
 
 
 def api_gateway_response(result: IngestResult) -> dict[str, Any]:

@@ -79,6 +79,10 @@ def workos_api(api_key: str, base_url: str | None, per_directory: float, total: 
         base_url=base_url,
         requests_per_second_per_directory=per_directory,
         requests_per_second_total=total,
+        # One request waits out at most 3 x 10 s of 429s, inside the run's 45 s reserve, so a throttled run still
+        # checkpoints before the Lambda timeout; then a follow-up job retries a minute later.
+        max_rate_limit_retries=3,
+        max_retry_after_seconds=10.0,
     )
 
 

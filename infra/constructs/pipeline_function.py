@@ -11,7 +11,12 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.bundling import lambda_architecture, lambda_runtime
-from shared.resources import DEFAULT_METRICS_NAMESPACE, FunctionSpec
+from shared.resources import FunctionSpec
+
+
+def service_name(spec: FunctionSpec) -> str:
+    """The Powertools service name of a function: its logs' `service` key and its metrics' `service` dimension."""
+    return f"dsync-{spec.name}"
 
 
 class PipelineFunction(Construct):
@@ -19,6 +24,8 @@ class PipelineFunction(Construct):
 
     The role starts empty: instead of the AWSLambdaBasicExecutionRole managed policy (logs on every log group of
     the account) it may only write to this function's log group. Callers grant everything else on `role`.
+    `tracing` turns on X-Ray active tracing (platform segments only: the handlers do not use the Powertools Tracer),
+    which adds xray:PutTraceSegments/PutTelemetryRecords on "*" to the role.
     """
 
     def __init__(
@@ -30,9 +37,12 @@ class PipelineFunction(Construct):
         code: lambda_.Code,
         environment: Mapping[str, str],
         log_retention: logs.RetentionDays,
+        metrics_namespace: str,
+        tracing: bool = False,
     ) -> None:
         super().__init__(scope, id_)
         self.spec = spec
+        self.service_name = service_name(spec)
         self.log_group = logs.LogGroup(self, "LogGroup", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
         self.role = iam.Role(
             self,
@@ -54,10 +64,11 @@ class PipelineFunction(Construct):
             role=self.role,
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,
+            tracing=lambda_.Tracing.ACTIVE if tracing else None,
             environment={
                 **environment,
-                "POWERTOOLS_SERVICE_NAME": f"dsync-{spec.name}",
-                "POWERTOOLS_METRICS_NAMESPACE": DEFAULT_METRICS_NAMESPACE,
+                "POWERTOOLS_SERVICE_NAME": self.service_name,
+                "POWERTOOLS_METRICS_NAMESPACE": metrics_namespace,
             },
         )
         self._depend_on_policy_only()

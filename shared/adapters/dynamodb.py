@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -251,22 +251,8 @@ class DirectoryTable:
         values: Mapping[str, Any] | None = None,
     ) -> bool:
         """Put `item`; with a condition, False when the condition fails."""
-        request: dict[str, Any] = {"TableName": self.table_name, "Item": to_wire(item)}
-        if condition:
-            request["ConditionExpression"] = condition
-            if names:
-                request["ExpressionAttributeNames"] = dict(names)
-            if values:
-                request["ExpressionAttributeValues"] = to_wire(values)
-        try:
-            self._client.put_item(**request)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise translate(error) from error
-        except BotoCoreError as error:
-            raise translate(error) from error
-        return True
+        request = {"TableName": self.table_name, "Item": to_wire(item)}
+        return self._conditional(self._client.put_item, request, condition, names, values)
 
     def delete_item(
         self,
@@ -276,7 +262,18 @@ class DirectoryTable:
         names: Mapping[str, str] | None = None,
         values: Mapping[str, Any] | None = None,
     ) -> bool:
-        request: dict[str, Any] = {"TableName": self.table_name, "Key": _key(key)}
+        """Delete the item; with a condition, False when the condition fails."""
+        request = {"TableName": self.table_name, "Key": _key(key)}
+        return self._conditional(self._client.delete_item, request, condition, names, values)
+
+    def _conditional(
+        self,
+        call: Callable[..., Any],
+        request: dict[str, Any],
+        condition: str | None,
+        names: Mapping[str, str] | None,
+        values: Mapping[str, Any] | None,
+    ) -> bool:
         if condition:
             request["ConditionExpression"] = condition
             if names:
@@ -284,7 +281,7 @@ class DirectoryTable:
             if values:
                 request["ExpressionAttributeValues"] = to_wire(values)
         try:
-            self._client.delete_item(**request)
+            call(**request)
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return False

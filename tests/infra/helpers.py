@@ -15,6 +15,31 @@ from infra.stack import DirectorySyncStack
 # Skips the pip bundling of every stack (CDK still computes the custom asset hashes).
 SKIP_BUNDLING: dict[str, Any] = {"aws:cdk:bundling-stacks": []}
 
+# Every optional feature on, values as `cdk synth -c key=value` passes them (strings).
+FULL_CONTEXT: dict[str, Any] = {
+    "enableWaf": "true",
+    "wafLogging": "true",
+    "restrictToWorkosIps": "true",
+    "enableTracing": "true",
+    "alarmEmail": "ops@example.com",
+}
+# The other branch of each option: an existing alarm topic, non-default thresholds and namespace, an own allow-list
+# instead of WorkOS's, WAF without logging and with a lower rate limit, no API Gateway account logging role.
+EXISTING_TOPIC_ARN = "arn:aws:sns:eu-west-1:111111111111:ops-alarms"
+ALTERNATIVE_CONTEXT: dict[str, Any] = {
+    "alarmTopicArn": EXISTING_TOPIC_ARN,
+    "metricsNamespace": "Acme/DirectorySync",
+    "alarmIngest5xxMinutes": "3",
+    "alarmSignatureFailuresPerHour": 25,
+    "alarmApplyDurationSeconds": "20",
+    "alarmQueueAgeSeconds": 600,
+    "reconcileRate": "15 minutes",
+    "allowedSourceIps": "198.51.100.0/24, 203.0.113.7",
+    "enableWaf": True,
+    "wafRateLimitPer5Minutes": "5000",
+    "apiGatewayCloudWatchRole": "false",
+}
+
 
 def build_stack(context: Mapping[str, Any] | None = None) -> DirectorySyncStack:
     """The pipeline stack exactly as app.py builds it (same `build`, cdk-nag registered), without bundling."""

@@ -7,9 +7,9 @@ import json
 import pytest
 from aws_cdk.assertions import Template
 
-from infra.config import ConfigError, StackConfig
+from infra.config import WORKOS_WEBHOOK_SOURCE_IPS, ConfigError, StackConfig
 from infra.stack import DirectorySyncStack
-from shared.resources import DEFAULT_STACK_NAME
+from shared.resources import DEFAULT_METRICS_NAMESPACE, DEFAULT_STACK_NAME
 from tests.infra.helpers import build_stack, get_att_arn, props, resources
 
 pytestmark = pytest.mark.infra
@@ -21,7 +21,7 @@ CUSTOM_CONTEXT = {
     "apiThrottleRateLimit": 50,
     "apiThrottleBurstLimit": 100,
     "signatureToleranceSeconds": 300,
-    "tombstoneTtlDays": 7,
+    "tombstoneTtlDays": 21,
 }
 
 
@@ -47,6 +47,49 @@ def test_defaults() -> None:
     assert config.region is None
 
 
+def test_monitoring_and_security_defaults() -> None:
+    config = StackConfig.from_mapping({})
+    # Integration guide, Step 10.
+    assert config.alarm_ingest_5xx_minutes == 5
+    assert config.alarm_signature_failures_per_hour == 10
+    assert config.alarm_apply_duration_seconds == 10
+    assert config.alarm_queue_age_seconds == 300
+    assert config.metrics_namespace == DEFAULT_METRICS_NAMESPACE
+    assert config.alarm_email is None
+    assert config.alarm_topic_arn is None
+    # Every security option is off by default; the API Gateway logging role stays managed by the stack.
+    assert config.enable_waf is False
+    assert config.waf_rate_limit_per_5_minutes == 20_000
+    assert config.waf_logging is False
+    assert config.restrict_to_workos_ips is False
+    assert config.allowed_source_ips == ()
+    assert config.source_ip_allowlist == ()
+    assert config.enable_tracing is False
+    assert config.api_gateway_cloud_watch_role is True
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["198.51.100.0/24,203.0.113.7", " 198.51.100.0/24  203.0.113.7/32 ", '["198.51.100.0/24", "203.0.113.7"]'],
+)
+def test_allowed_source_ips_from_command_line_text(value: str) -> None:
+    config = StackConfig.from_mapping({"allowedSourceIps": value})
+    assert config.allowed_source_ips == ("198.51.100.0/24", "203.0.113.7/32")
+
+
+def test_allowed_source_ips_add_to_the_workos_addresses() -> None:
+    config = StackConfig.from_mapping(
+        {"restrictToWorkosIps": "true", "allowedSourceIps": ["198.51.100.0/24", WORKOS_WEBHOOK_SOURCE_IPS[0]]}
+    )
+    expected = [f"{ip}/32" for ip in WORKOS_WEBHOOK_SOURCE_IPS] + ["198.51.100.0/24"]
+    assert list(config.source_ip_allowlist) == expected  # deduplicated, WorkOS first
+
+
+def test_boolean_flags_from_command_line_text() -> None:
+    config = StackConfig.from_mapping({"enableWaf": "true", "enableTracing": "True", "apiGatewayCloudWatchRole": "0"})
+    assert (config.enable_waf, config.enable_tracing, config.api_gateway_cloud_watch_role) == (True, True, False)
+
+
 @pytest.mark.parametrize(
     ("rate", "minutes"),
     [("1 minute", 1), ("15 minutes", 15), ("1 hour", 60), ("6 hours", 360), ("1 day", 1440), ("2 days", 2880)],
@@ -68,6 +111,32 @@ def test_reconcile_rate_forms(rate: str, minutes: int) -> None:
         ({"account": "1234"}, "account"),
         ({"region": "mars"}, "region"),
         ({"stackName": "1bad name"}, "stackName"),
+        ({"reconcileRate": "4 days"}, "drift alarm"),  # two periods would exceed CloudWatch's 7-day range
+        ({"metricsNamespace": "AWS/Lambda"}, "reserved for AWS"),
+        ({"metricsNamespace": "has space"}, "metricsNamespace"),
+        ({"alarmIngest5xxMinutes": 0}, "alarmIngest5xxMinutes"),
+        ({"alarmIngest5xxMinutes": 1441}, "alarmIngest5xxMinutes"),
+        ({"alarmSignatureFailuresPerHour": -1}, "alarmSignatureFailuresPerHour"),
+        ({"alarmApplyDurationSeconds": 60}, "alarmApplyDurationSeconds"),  # = the apply timeout: never fires
+        ({"alarmQueueAgeSeconds": 30}, "alarmQueueAgeSeconds"),
+        ({"alarmEmail": "ops"}, "alarmEmail"),
+        ({"alarmTopicArn": "ops-alarms"}, "alarmTopicArn"),
+        ({"alarmTopicArn": "arn:aws:sns:eu-west-1:111111111111:alarms.fifo"}, "alarmTopicArn"),
+        ({"enableWaf": "maybe"}, "enableWaf"),
+        ({"wafRateLimitPer5Minutes": 5}, "wafRateLimitPer5Minutes"),
+        ({"wafRateLimitPer5Minutes": "lots"}, "wafRateLimitPer5Minutes"),
+        ({"wafLogging": "true"}, "wafLogging needs enableWaf"),
+        ({"allowedSourceIps": "198.51.100.300"}, "allowedSourceIps"),
+        ({"allowedSourceIps": "10.0.0.1/8"}, "host bits set"),
+        ({"allowedSourceIps": "0.0.0.0/0"}, "allows every address"),
+        ({"allowedSourceIps": "[1.2.3.4"}, "allowedSourceIps"),
+        ({"restrictToWorkosIps": "sometimes"}, "restrictToWorkosIps"),
+        ({"enableTracing": "yes please"}, "enableTracing"),
+        ({"apiGatewayCloudWatchRole": "perhaps"}, "apiGatewayCloudWatchRole"),
+        (
+            {"alarmEmail": "ops@example.com", "alarmTopicArn": "arn:aws:sns:eu-west-1:111111111111:alarms"},
+            "not both",
+        ),
     ],
 )
 def test_invalid_context_names_the_key(context: dict[str, object], message: str) -> None:
@@ -106,5 +175,10 @@ def test_custom_context_reaches_the_template(custom_stack: DirectorySyncStack, c
     ingest_env = props(custom_template, custom_stack.ingest.function)["Environment"]["Variables"]
     assert ingest_env["SIGNATURE_TOLERANCE_SECONDS"] == "300"
     apply_env = props(custom_template, custom_stack.apply.function)["Environment"]["Variables"]
-    assert apply_env["TOMBSTONE_TTL_DAYS"] == "7"
+    assert apply_env["TOMBSTONE_TTL_DAYS"] == "21"
     assert "DsyncStaging-webhooks" in json.dumps(custom_template.to_json())
+
+
+def test_tombstones_shorter_than_retries_plus_dlq_retention_are_refused() -> None:
+    with pytest.raises(ConfigError, match="tombstoneTtlDays"):
+        StackConfig.from_mapping({"tombstoneTtlDays": 7})

@@ -32,6 +32,8 @@ SECRET_READ = {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
 APPLY_ITEMS = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem"}
 RECONCILE_ITEMS = APPLY_ITEMS | {"dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
 STREAM_READ = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"}
+# Lambda active tracing (enableTracing): the two X-Ray write actions, which have no resource-level permissions.
+XRAY_WRITE = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
 EXPECTED_ACTIONS = {
     "ingest": LOGS | SQS_SEND | SQS_KMS | SECRET_READ,
@@ -83,6 +85,17 @@ def arns(*values: Any) -> set[str]:
 def test_role_has_exactly_the_expected_actions(stack: DirectorySyncStack, template: Template, name: str) -> None:
     fn = next(fn for fn in functions(stack) if fn.spec.name == name)
     assert set(role_grants(template, fn)) == EXPECTED_ACTIONS[name]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_ACTIONS))
+def test_tracing_adds_only_the_xray_write_actions(
+    full_stack: DirectorySyncStack, full_template: Template, name: str
+) -> None:
+    fn = next(fn for fn in functions(full_stack) if fn.spec.name == name)
+    grants = role_grants(full_template, fn)
+    assert set(grants) == EXPECTED_ACTIONS[name] | XRAY_WRITE
+    for action in XRAY_WRITE:
+        assert grants[action] == arns("*")
 
 
 def test_function_roles_have_no_managed_or_inline_policies(stack: DirectorySyncStack, template: Template) -> None:
@@ -153,12 +166,13 @@ def test_kms_grants_are_on_the_pipeline_key_only(stack: DirectorySyncStack, temp
                 assert granted <= key_arn | arns("*"), (fn.spec.name, action)
 
 
-def test_no_wildcard_actions(template: Template) -> None:
+def test_no_wildcard_actions(variant: tuple[DirectorySyncStack, Template]) -> None:
     """No Allow statement grants "*" or a whole service, except the key policy's account-root statement.
 
     That statement (`kms:*` for arn:aws:iam::<account>:root) is the default key policy: it lets IAM policies of the
     account govern the key and keeps the key manageable; without it the key could become unmanageable.
     """
+    _, template = variant
     for resource_id, resource_type, statement in policy_statements(template):
         if statement["Effect"] != "Allow":
             continue  # the TLS-only queue policies deny sqs:*
@@ -173,19 +187,32 @@ def test_no_wildcard_actions(template: Template) -> None:
                 assert "*" not in action, (resource_id, action)  # no kms:ReEncrypt* / kms:GenerateDataKey*
 
 
-def test_resource_star_only_where_aws_requires_it(template: Template) -> None:
-    """Identity policies use Resource "*" only for dynamodb:ListStreams, which has no resource-level permissions.
+@pytest.mark.parametrize(
+    ("template_fixture", "expected"),
+    [
+        ("template", {"dynamodb:ListStreams"}),
+        ("full_template", {"dynamodb:ListStreams"} | XRAY_WRITE),  # enableTracing
+        ("alternative_template", {"dynamodb:ListStreams"}),
+    ],
+)
+def test_resource_star_only_where_aws_requires_it(
+    request: pytest.FixtureRequest, template_fixture: str, expected: set[str]
+) -> None:
+    """Identity policies use Resource "*" only for dynamodb:ListStreams and, with tracing on, the X-Ray write
+    actions: none of them has resource-level permissions.
 
     Key policies always say Resource "*": in a key policy it means the key itself.
     """
+    template: Template = request.getfixturevalue(template_fixture)
     star_actions: set[str] = set()
     for _, resource_type, statement in policy_statements(template):
         if statement["Effect"] == "Allow" and "*" in as_list(statement.get("Resource", [])):
             if resource_type == "AWS::KMS::Key":
                 continue
             assert resource_type == "AWS::IAM::Policy"
+            assert as_list(statement["Resource"]) == ["*"]
             star_actions.update(as_list(statement["Action"]))
-    assert star_actions == {"dynamodb:ListStreams"}
+    assert star_actions == expected
 
 
 def test_only_the_api_gateway_logging_role_uses_a_managed_policy(stack: DirectorySyncStack, template: Template) -> None:

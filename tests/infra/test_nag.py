@@ -15,6 +15,9 @@ from infra.stack import DirectorySyncStack
 
 pytestmark = pytest.mark.infra
 
+API_GATEWAY_LOGGING_ROLE = (
+    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]"
+)
 EXPECTED_ACKNOWLEDGMENTS = {
     "AwsSolutions-SMG4": 2,
     "AwsSolutions-IAM5[Resource::*]": 1,
@@ -23,8 +26,17 @@ EXPECTED_ACKNOWLEDGMENTS = {
     "AwsSolutions-APIG3": 1,
     "AwsSolutions-APIG4": 1,
     "AwsSolutions-COG4": 1,
-    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-    "AmazonAPIGatewayPushToCloudWatchLogs]": 1,
+    API_GATEWAY_LOGGING_ROLE: 1,
+}
+# Everything on: the web ACL satisfies APIG3; X-Ray adds Resource "*" to the other three function policies.
+FULL_ACKNOWLEDGMENTS = {
+    key: value for key, value in EXPECTED_ACKNOWLEDGMENTS.items() if key != "AwsSolutions-APIG3"
+} | {"AwsSolutions-IAM5[Resource::*]": 4}
+# WAF on, tracing off, no API Gateway account logging role.
+ALTERNATIVE_ACKNOWLEDGMENTS = {
+    key: value
+    for key, value in EXPECTED_ACKNOWLEDGMENTS.items()
+    if key not in {"AwsSolutions-APIG3", API_GATEWAY_LOGGING_ROLE}
 }
 
 
@@ -51,19 +63,47 @@ def test_plugin_fails_synth_on_an_unacknowledged_finding() -> None:
         Template.from_stack(stack)
 
 
-def test_pipeline_stack_synthesizes_with_checks_on(template: Template) -> None:
-    # The session fixture would have raised on any unacknowledged finding.
+def test_pipeline_stack_synthesizes_with_checks_on(variant: tuple[DirectorySyncStack, Template]) -> None:
+    # The fixtures would have raised on any unacknowledged finding, for every option combination.
+    _, template = variant
     assert template.to_json()["Resources"]
 
 
-def test_acknowledged_findings_are_the_reviewed_set(stack: DirectorySyncStack) -> None:
+@pytest.mark.parametrize(
+    ("stack_fixture", "expected"),
+    [
+        ("stack", EXPECTED_ACKNOWLEDGMENTS),
+        ("full_stack", FULL_ACKNOWLEDGMENTS),
+        ("alternative_stack", ALTERNATIVE_ACKNOWLEDGMENTS),
+    ],
+)
+def test_acknowledged_findings_are_the_reviewed_set(
+    request: pytest.FixtureRequest, stack_fixture: str, expected: dict[str, int]
+) -> None:
+    stack: DirectorySyncStack = request.getfixturevalue(stack_fixture)
+    request.getfixturevalue(stack_fixture.replace("stack", "template"))  # synthesized with the checks on
     counts: dict[str, int] = {}
     for _, finding, _ in acknowledgments(stack):
         counts[finding] = counts.get(finding, 0) + 1
-    assert counts == EXPECTED_ACKNOWLEDGMENTS
+    assert counts == expected
 
 
-def test_acknowledgments_sit_on_resources_not_on_the_stack(stack: DirectorySyncStack) -> None:
+def test_xray_wildcard_is_acknowledged_on_each_function_policy_only_with_tracing(
+    full_stack: DirectorySyncStack,
+) -> None:
+    policies = {
+        construct.node.scope.node.scope.node.id: reason
+        for construct, finding, reason in acknowledgments(full_stack)
+        if finding == "AwsSolutions-IAM5[Resource::*]"
+    }
+    assert sorted(policies) == ["Apply", "Ingest", "Publish", "Reconcile"]
+    for reason in policies.values():
+        assert "xray:PutTraceSegments" in reason
+    assert "dynamodb:ListStreams" in policies["Publish"]
+
+
+def test_acknowledgments_sit_on_resources_not_on_the_stack(variant: tuple[DirectorySyncStack, Template]) -> None:
+    stack, _ = variant
     for construct, finding, _ in acknowledgments(stack):
         assert construct is not stack, finding
         # an L1 resource, or an L2 whose only resource is the flagged one (role policy, API Gateway logging role)
@@ -73,7 +113,8 @@ def test_acknowledgments_sit_on_resources_not_on_the_stack(stack: DirectorySyncS
         )
 
 
-def test_every_acknowledgment_has_a_specific_reason(stack: DirectorySyncStack) -> None:
+def test_every_acknowledgment_has_a_specific_reason(variant: tuple[DirectorySyncStack, Template]) -> None:
+    stack, _ = variant
     generic = {"ok", "n/a", "not needed", "false positive", "suppressed", "accepted"}
     for construct, finding, reason in acknowledgments(stack):
         assert len(reason) >= 100, (construct.node.path, finding)

@@ -1,0 +1,161 @@
+"""The whole pipeline over real HTTP: signed deliveries to `dsync local`, operator commands through the CLI."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import socket
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from dsync.fake_workos import FakeWorkOS, populate
+from dsync.operations import post_signed
+from tests.e2e.conftest import ROTATED_SECRET, SECRET, RunningStack, dsync, start_local_stack, stop
+from tests.support.histories import project
+
+pytestmark = pytest.mark.e2e
+
+
+def deliver(stack: RunningStack, events: list[dict[str, Any]], *, seed: int, duplicates: float = 0.3) -> None:
+    rng = random.Random(seed)
+    deliveries = events + [event for event in events if rng.random() < duplicates]
+    rng.shuffle(deliveries)
+    for event in deliveries:
+        secret = SECRET if rng.random() < 0.5 else ROTATED_SECRET  # both secrets are live during a rotation
+        assert post_signed(stack.webhook_url, event, secret=secret).status == 200
+
+
+def matches_truth(stack: RunningStack, fake: FakeWorkOS, directory_id: str) -> bool:
+    truth = fake.model.snapshot(directory_id)
+    return project(stack.export(directory_id), truth) == truth
+
+
+def test_shuffled_duplicated_deliveries_converge_to_workos(local_stack: RunningStack, fake_workos: FakeWorkOS) -> None:
+    model = fake_workos.model
+    directory_id = model.create_directory(organization_id="org_01E2ECONVERGE")["id"]
+    populate(model, directory_id, users=40, groups=5, rng=random.Random(1))
+    users, groups = model.user_ids(directory_id), model.group_ids(directory_id)
+    model.update_user(users[0], last_name="Renamed")
+    model.deactivate_user(users[1])
+    model.delete_user(users[2])
+    model.update_group(groups[0], name="Renamed")
+    model.delete_group(groups[1])
+    deliver(local_stack, model.drain_events(), seed=2)
+    local_stack.wait_drained()
+    local_stack.wait_until(lambda: matches_truth(local_stack, fake_workos, directory_id), timeout=30, what="export")
+    exported = local_stack.export(directory_id)
+    assert exported["directory"]["id"] == directory_id
+    assert {u["id"]: u["state"] for u in exported["users"]}[users[1]] == "inactive"
+
+
+def test_bad_signatures_are_refused_and_nothing_is_stored(local_stack: RunningStack, fake_workos: FakeWorkOS) -> None:
+    model = fake_workos.model
+    directory_id = model.create_directory(organization_id="org_01E2EFORGED")["id"]
+    model.create_user(directory_id, first_name="Mallory", last_name="X", email="mallory@evil.test")
+    events = model.drain_events()
+    before = local_stack.status()
+    for event in events:
+        assert post_signed(local_stack.webhook_url, event, secret="whsec_wrong").status == 401
+        stale = post_signed(local_stack.webhook_url, event, secret=SECRET, timestamp_ms=1_000_000)
+        assert stale.status == 401 and json.loads(stale.body)["reason"] == "stale_timestamp"
+    assert local_stack.status() == before
+    assert local_stack.export(directory_id) == {"directory": None, "users": [], "groups": [], "memberships": []}
+
+
+def test_drift_from_lost_webhooks_is_repaired_by_reconcile(local_stack: RunningStack, fake_workos: FakeWorkOS) -> None:
+    model = fake_workos.model
+    directory_id = model.create_directory(organization_id="org_01E2EDRIFT")["id"]
+    activation = model.drain_events()  # lost: so nothing in the stack starts an initial sync by itself
+    populate(model, directory_id, users=30, groups=4, rng=random.Random(3))
+    rng = random.Random(4)
+    delivered = [event for event in model.drain_events() if rng.random() < 0.6]  # 40% lost for good
+    deliver(local_stack, delivered, seed=5, duplicates=0.0)
+    local_stack.wait_drained()
+    assert activation and not matches_truth(local_stack, fake_workos, directory_id)
+
+    result = dsync(
+        "reconcile",
+        "--aws-endpoint",
+        local_stack.aws_endpoint,
+        "--directory",
+        directory_id,
+        "--workos-api-key",
+        fake_workos.api_key,
+        "--workos-base-url",
+        fake_workos.base_url,
+        "--requests-per-second",
+        "50",
+    )
+    report = json.loads(result.stdout)
+    assert report["ok"] and report["directories"][0]["status"] == "complete"
+    assert report["drift_total"] > 0 and report["requests"] > 0
+    assert matches_truth(local_stack, fake_workos, directory_id)
+
+
+def test_reconcile_reports_a_bad_api_key_clearly(local_stack: RunningStack, fake_workos: FakeWorkOS) -> None:
+    result = dsync(
+        "reconcile",
+        "--aws-endpoint",
+        local_stack.aws_endpoint,
+        "--workos-api-key",
+        "sk_test_wrong",
+        "--workos-base-url",
+        fake_workos.base_url,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "WorkOS rejected the API key" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_poison_message_is_parked_while_other_directories_flow(
+    local_stack: RunningStack, fake_workos: FakeWorkOS
+) -> None:
+    model = fake_workos.model
+    healthy = model.create_directory(organization_id="org_01E2EHEALTHY")["id"]
+    populate(model, healthy, users=10, groups=2, rng=random.Random(6))
+    poisoned = "directory_01E2EPOISONED0000000000000"
+    poison = {  # signed and well-formed enough to be queued, but no user can be built from it
+        "object": "event",
+        "id": "event_01E2EPOISON",
+        "event": "dsync.user.created",
+        "data": {"directory_id": poisoned, "first_name": "no id, no timestamps"},
+        "created_at": "2026-01-01T00:00:00.000Z",
+    }
+    dead_before = local_stack.status()["dead_letters"]
+    assert post_signed(local_stack.webhook_url, poison, secret=SECRET).status == 200
+    deliver(local_stack, model.drain_events(), seed=7)
+    local_stack.wait_drained()
+    assert matches_truth(local_stack, fake_workos, healthy)
+    assert local_stack.status()["dead_letters"] == dead_before + 1
+
+    redriven = json.loads(dsync("redrive", "--aws-endpoint", local_stack.aws_endpoint).stdout)
+    assert redriven["moved"] == dead_before + 1 and redriven["by_directory"].get(poisoned) == 1
+    local_stack.wait_drained()
+    assert local_stack.status()["dead_letters"] == dead_before + 1  # it still cannot apply: parked again
+
+
+def test_status_reports_the_three_figures(local_stack: RunningStack) -> None:
+    assert set(local_stack.status()) == {"queued", "in_flight", "dead_letters"}
+
+
+def test_sigterm_stops_cleanly_and_leaves_nothing_running() -> None:
+    stack = start_local_stack("--webhook-secret", SECRET)
+    gateway_port = urlsplit(stack.webhook_url).port
+    aws_port = urlsplit(stack.aws_endpoint).port
+    stack.process.send_signal(signal.SIGTERM)
+    assert stack.process.wait(timeout=30) == 0
+    assert "stopped" in stack.output[-1]
+    for port in (gateway_port, aws_port):
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port or 0)) != 0, f"port {port} still open"
+
+
+def test_local_refuses_to_start_without_a_secret() -> None:
+    result = dsync("local", "--port", "0", check=False)
+    assert result.returncode == 1 and "webhook signing secret" in result.stderr
+
+
+__all__ = ["stop"]
