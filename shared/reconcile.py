@@ -413,7 +413,9 @@ class _Run:
 
     def _memberships(self) -> None:
         """Per group, diff WorkOS's member list with the store's present rows; repairs lose to newer webhooks."""
-        live_users = _live(self._versions(schema.USER_PREFIX))
+        # Users WorkOS listed in this run exist, whatever this invocation's cached versions say: a webhook may have
+        # created one after the cache was read (our own write of it was then a no-op, so the cache never saw it).
+        live_users = _live(self._versions(schema.USER_PREFIX)) | self.seen["users"]
         live_groups = _live(self._versions(schema.GROUP_PREFIX))
         groups = sorted(self.seen["groups"] & live_groups)
         repair_us = self.checkpoint.started_at_us - self.r._config.clock_skew_allowance_seconds * 1_000_000
@@ -421,13 +423,14 @@ class _Run:
             group_id = groups[self.checkpoint.group_index]
             # The store read runs while the (paced) listing waits for its turn, instead of after it.
             stored_rows = self.pool.submit(self.r._table.live_group_memberships, self.directory_id, group_id)
-            listed = set(self.r._api.iter_group_member_ids(self.directory_id, group_id)) & live_users
+            listed = set(self.r._api.iter_group_member_ids(self.directory_id, group_id))
             present = {user_id for _, user_id in stored_rows.result()}
+            # Add only for users the store has (no rows for users it never saw); remove by WorkOS's full list.
             repairs = [
                 records.membership_record(
                     self.directory_id, group_id, user_id, vkey=repair_us * 2, present=True, expires_at=0
                 )
-                for user_id in sorted(listed - present)
+                for user_id in sorted((listed & live_users) - present)
             ] + [
                 records.membership_record(
                     self.directory_id,

@@ -302,3 +302,28 @@ def test_a_user_webhook_that_lands_mid_run_wins(world: World, monkeypatch: pytes
     user = DirectoryReader(world.table).get_user(directory_id, user_id)
     assert user is not None and user["last_name"] == "Fresh"
     assert world.matches_truth(directory_id)
+
+
+def test_a_user_and_membership_created_by_webhook_mid_run_are_kept(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store read at the start of the users phase predates a webhook burst that creates a user and its
+    membership; reconcile's own write of that user is then a no-op. The membership must not be removed."""
+    directory_id = synced_directory(world, users=5, groups=2)
+    group_id = world.model.group_ids(directory_id)[0]
+    original = world.api.iter_users
+    late: list[str] = []
+
+    def webhooks_land_during_listing(directory: str, *, after: str | None = None) -> Iterator[dict[str, Any]]:
+        if not late:
+            user = world.model.create_user(directory_id, first_name="Mid", last_name="Run", email="mid@run.test")
+            world.model.add_user_to_group(group_id, user["id"])
+            world.deliver(world.model.drain_events())
+            late.append(user["id"])
+        yield from original(directory, after=after)
+
+    monkeypatch.setattr(world.api, "iter_users", webhooks_land_during_listing)
+    report = world.reconciler().run(directory_id)
+    assert report.status is RunStatus.COMPLETE and report.drift.memberships_removed == 0
+    assert late[0] in {u["id"] for u in DirectoryReader(world.table).group_members(directory_id, group_id)}
+    assert world.matches_truth(directory_id)
