@@ -157,7 +157,9 @@ def test_paced_at_4_rps_meets_a_4_rps_limit_without_429s(tenant: Tenant, body: R
     assert len(records) == 8
     assert server.rate_limited_total == 0
     assert api.stats.snapshot() == {"requests": 8, "rate_limited": 0, "retries": 0, "server_errors": 0}
-    assert 3.5 <= achieved_rate(records) <= 4.0 * 1.05
+    # Never faster than configured (that is what keeps the 429s away); how close to 4 rps it gets on a quiet
+    # machine is measured by bench/bench_reconcile.py, not asserted here, where CI load would make it flaky.
+    assert achieved_rate(records) <= 4.0 * 1.05
 
 
 @pytest.mark.parametrize("body", ["json_string", "text"])
@@ -191,10 +193,17 @@ def test_directories_are_paced_in_parallel(tenant: Tenant) -> None:
             thread.join()
         elapsed = time.monotonic() - started
         rate_limited = server.rate_limited_total
+        records = server.request_log
     assert results == {d: tenant.model.user_ids(d) for d in (tenant.small, tenant.other)}
     assert rate_limited == 0
-    # 4 requests per directory: 0.75 s of pacing each; one after the other would take 1.75 s
-    assert 0.7 <= elapsed < 1.5
+    assert elapsed >= 0.7  # 4 requests per directory at 4 rps: at least 0.75 s of pacing each
+    # In parallel: each directory's requests went out while the other's were still being paced.
+    spans = {
+        directory: [r.time for r in records if r.query.get("directory") == directory]
+        for directory in (tenant.small, tenant.other)
+    }
+    (first_start, first_end), (second_start, second_end) = ((min(t), max(t)) for t in spans.values())
+    assert first_start < second_end and second_start < first_end
 
 
 # ------------------------------------------------------------------------------------------ faults and retries

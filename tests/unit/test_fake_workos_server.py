@@ -435,7 +435,7 @@ def test_lifecycle_start_stop_and_keep_alive() -> None:
         client.directory_sync.list_directories()  # second call reuses the keep-alive connection
         started = time.monotonic()
         fake.stop()  # while the client still holds an idle keep-alive connection
-        assert time.monotonic() - started < 2
+        assert time.monotonic() - started < 10  # a hang on the idle connection would take far longer
     fake.stop()
     port = int(url.rsplit(":", 1)[1])
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from functions.ingest.handler import IngestDependencies, handle
 from shared.ingest import IngestLimits, QueuedEvent
 from shared.observability import MetricsRecorder
-from shared.signature import compute_signature, signature_header
+from shared.signature import compute_signature, parse_signature_header, signature_header
 from tests.support.webhooks import SECRET, api_gateway_event, compact, now_ms, user_created_event
 
 pytestmark = pytest.mark.unit
@@ -158,24 +158,22 @@ def test_garbage_never_gets_a_5xx_and_is_never_enqueued(event: dict[str, Any]) -
 
 @settings(max_examples=300, deadline=None)
 @given(position=st.integers(min_value=0), flip=st.integers(min_value=1, max_value=255), in_header=st.booleans())
+@example(position=16, flip=0x3C, in_header=True)  # the space after the comma becomes \x1c: harmless whitespace
 def test_any_single_byte_tampering_of_a_signed_delivery_is_refused(position: int, flip: int, in_header: bool) -> None:
     stamp = now_ms()
-    header = signature_header(SECRET, stamp, BODY).encode()
-    body = BODY
+    original_header = signature_header(SECRET, stamp, BODY)
+    header, body = original_header.encode(), BODY
     if in_header:
         index = position % len(header)
         header = header[:index] + bytes([header[index] ^ flip]) + header[index + 1 :]
     else:
         index = position % len(body)
         body = body[:index] + bytes([body[index] ^ flip]) + body[index + 1 :]
-    event = api_gateway_event(body, headers={"WorkOS-Signature": header.decode("latin-1")})
-    status, queue, _ = send(event)
-    if (body, header) == (BODY, signature_header(SECRET, stamp, BODY).encode()):
-        return  # the "flip" was a no-op (cannot happen for flip >= 1, kept for clarity)
-    assert queue.sent == [] or (in_header and _still_valid(header, stamp)), (status, position, flip)
+    tampered_header = header.decode("latin-1")
+    status, queue, _ = send(api_gateway_event(body, headers={"WorkOS-Signature": tampered_header}))
     assert status < 500
-
-
-def _still_valid(header: bytes, stamp: int) -> bool:
-    """A flip in the header can only keep it valid if it lands in ignorable whitespace or key case (it cannot)."""
-    return header.decode("latin-1").replace(" ", "") == signature_header(SECRET, stamp, BODY).replace(" ", "")
+    if queue.sent:
+        # Only a flip in ignorable separators (e.g. a space turned into another whitespace character) may pass,
+        # and then what was signed is exactly what WorkOS signed: same body, same timestamp, same signature.
+        assert body == BODY
+        assert parse_signature_header(tampered_header) == parse_signature_header(original_header)
