@@ -240,44 +240,29 @@ def directory_tombstone(directory_id: str, organization_id: str | None, *, vkey:
 # --- Readable projections (what apps and `dsync export` see) ------------------------------------------------------
 
 
-def readable_user(item: Mapping[str, Any]) -> dict[str, Any]:
+USER_FIELDS = ("organization_id", "idp_id", "email", "first_name", "last_name", "state", "custom_attributes")
+GROUP_FIELDS = ("organization_id", "idp_id", "name")
+DIRECTORY_FIELDS = ("name", "type", "state")
+
+
+def _readable(item: Mapping[str, Any], fields: tuple[str, ...], **ids: Any) -> dict[str, Any]:
+    """Ids from the item's attributes, everything else from WorkOS's object as stored in `data`."""
     data = json.loads(str(item.get("data") or "{}"))
-    return {
-        "id": item["id"],
-        "directory_id": item.get("directory_id"),
-        "organization_id": data.get("organization_id"),
-        "idp_id": data.get("idp_id"),
-        "email": data.get("email"),
-        "first_name": data.get("first_name"),
-        "last_name": data.get("last_name"),
-        "state": data.get("state"),
-        "custom_attributes": data.get("custom_attributes") or {},
-        "created_at": data.get("created_at"),
-        "updated_at": data.get("updated_at"),
-    }
+    readable = {"id": item["id"], **ids}
+    readable.update({name: data.get(name) for name in fields})
+    readable.update(created_at=data.get("created_at"), updated_at=data.get("updated_at"))
+    return readable
+
+
+def readable_user(item: Mapping[str, Any]) -> dict[str, Any]:
+    user = _readable(item, USER_FIELDS, directory_id=item.get("directory_id"))
+    user["custom_attributes"] = user["custom_attributes"] or {}
+    return user
 
 
 def readable_group(item: Mapping[str, Any]) -> dict[str, Any]:
-    data = json.loads(str(item.get("data") or "{}"))
-    return {
-        "id": item["id"],
-        "directory_id": item.get("directory_id"),
-        "organization_id": data.get("organization_id"),
-        "idp_id": data.get("idp_id"),
-        "name": data.get("name"),
-        "created_at": data.get("created_at"),
-        "updated_at": data.get("updated_at"),
-    }
+    return _readable(item, GROUP_FIELDS, directory_id=item.get("directory_id"))
 
 
 def readable_directory(item: Mapping[str, Any]) -> dict[str, Any]:
-    data = json.loads(str(item.get("data") or "{}"))
-    return {
-        "id": item["id"],
-        "organization_id": item.get("organization_id"),
-        "name": data.get("name"),
-        "type": data.get("type"),
-        "state": data.get("state"),
-        "created_at": data.get("created_at"),
-        "updated_at": data.get("updated_at"),
-    }
+    return _readable(item, DIRECTORY_FIELDS, organization_id=item.get("organization_id"))

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.apply import Applier, InboundMessage, Status
+from shared.events import KNOWN_EVENT_TYPES
 from shared.reader import readable_state
 from tests.support.fake_store import FakeDeadLetters, FakeDirectoryStore, FakeWorkQueue
 from tests.support.histories import batches, build_history, deliveries, project, steps
@@ -89,15 +90,4 @@ def test_a_generated_history_exercises_every_event_type() -> None:
         ("delete_directory", 0, 0),
     ]
     model, _ = build_history(operations)
-    assert {event["event"] for event in model.events} == {
-        "dsync.activated",
-        "dsync.deleted",
-        "dsync.user.created",
-        "dsync.user.updated",
-        "dsync.user.deleted",
-        "dsync.group.created",
-        "dsync.group.updated",
-        "dsync.group.deleted",
-        "dsync.group.user_added",
-        "dsync.group.user_removed",
-    }
+    assert {event["event"] for event in model.events} == KNOWN_EVENT_TYPES
