@@ -23,26 +23,29 @@ from infra.bundling import PROJECT_ROOT, function_code
 from infra.config import StackConfig
 from infra.constructs.alarm_topic import AlarmTopic
 from infra.constructs.change_bus import ChangeBus
+from infra.constructs.dead_lettered_queue import DeadLetteredQueue
 from infra.constructs.directory_table import DirectoryTable
 from infra.constructs.encrypted_queue import encrypted_queue
-from infra.constructs.event_queue import EventQueue
 from infra.constructs.monitoring import AlarmThresholds, PipelineMonitoring, alarm_name_prefix
 from infra.constructs.pipeline_dashboard import PipelineDashboard
 from infra.constructs.pipeline_function import PipelineFunction
 from infra.constructs.pipeline_secrets import PipelineSecrets
 from infra.constructs.webhook_api import WebhookApi
 from infra.constructs.webhook_waf import WebhookWaf
-from infra.constructs.work_queue import WorkQueue
 from infra.grants import QueueOnFailure, allow_cloudwatch_alarms, grant_send, grant_table_actions
 from infra.nag import acknowledge_findings
 from shared.resources import (
     APPLY_FUNCTION,
     EVENT_BATCH_SIZE,
+    EVENT_DEAD_LETTER_QUEUE,
+    EVENT_QUEUE,
     FOURTEEN_DAYS,
     INGEST_FUNCTION,
     MAX_WEBHOOK_BODY_BYTES,
     PUBLISH_FUNCTION,
     RECONCILE_FUNCTION,
+    WORK_DEAD_LETTER_QUEUE,
+    WORK_QUEUE,
     Env,
     FunctionSpec,
     Outputs,
@@ -95,8 +98,19 @@ class DirectorySyncStack(Stack):
             removal_policy=RemovalPolicy.RETAIN,
         )
         self.directory = DirectoryTable(self, "Directory", key=self.key)
-        self.events = EventQueue(self, "Events", key=self.key)
-        self.work = WorkQueue(self, "Work", key=self.key)
+        # Verified WorkOS events, one message group per directory. High-throughput FIFO (dedup and quota per group):
+        # a plain FIFO queue takes 300 sends/s, below the API's default throttle.
+        self.events = DeadLetteredQueue(
+            self,
+            "Events",
+            spec=EVENT_QUEUE,
+            dead_letter_spec=EVENT_DEAD_LETTER_QUEUE,
+            key=self.key,
+            high_throughput_fifo=True,
+        )
+        self.work = DeadLetteredQueue(
+            self, "Work", spec=WORK_QUEUE, dead_letter_spec=WORK_DEAD_LETTER_QUEUE, key=self.key
+        )
         self.publish_dead_letter_queue = encrypted_queue(
             self, "PublishDeadLetterQueue", spec=PUBLISH_DEAD_LETTER_QUEUE, key=self.key
         )

@@ -1,4 +1,8 @@
-"""The FIFO queue between ingest and apply, and its FIFO dead-letter queue."""
+"""A queue and its dead-letter queue, both KMS-encrypted and TLS-only, from `shared.resources` specs.
+
+Used twice: the FIFO event queue between ingest and apply (one message group per directory), and the standard work
+queue of reconcile and purge jobs.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,22 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.constructs.encrypted_queue import encrypted_queue
-from shared.resources import EVENT_DEAD_LETTER_QUEUE, EVENT_QUEUE, MAX_RECEIVE_COUNT
+from shared.resources import MAX_RECEIVE_COUNT, QueueSpec
 
 
-class EventQueue(Construct):
-    """Verified WorkOS events, one message group per directory; failures land in `dead_letter_queue`."""
+class DeadLetteredQueue(Construct):
+    """`queue`, whose messages land in `dead_letter_queue` after `MAX_RECEIVE_COUNT` failed receives."""
 
-    def __init__(self, scope: Construct, id_: str, *, key: kms.IKey) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        spec: QueueSpec,
+        dead_letter_spec: QueueSpec,
+        key: kms.IKey,
+        high_throughput_fifo: bool = False,
+    ) -> None:
         super().__init__(scope, id_)
         # The redrive allow policy names who may use this queue as a DLQ. "byQueue" with the source queue would make
         # the two queues reference each other (a template cycle), so allow any queue of the account; that is also
@@ -21,15 +34,15 @@ class EventQueue(Construct):
         self.dead_letter_queue = encrypted_queue(
             self,
             "DeadLetterQueue",
-            spec=EVENT_DEAD_LETTER_QUEUE,
+            spec=dead_letter_spec,
             key=key,
             redrive_allow_policy=sqs.RedriveAllowPolicy(redrive_permission=sqs.RedrivePermission.ALLOW_ALL),
         )
         self.queue = encrypted_queue(
             self,
             "Queue",
-            spec=EVENT_QUEUE,
+            spec=spec,
             key=key,
             dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=MAX_RECEIVE_COUNT, queue=self.dead_letter_queue),
-            high_throughput_fifo=True,
+            high_throughput_fifo=high_throughput_fifo,
         )
