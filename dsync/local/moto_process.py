@@ -3,6 +3,7 @@ the pollers run in the local stack's process; sharing one interpreter's GIL with
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +29,10 @@ class MotoServerProcess:
             [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=self._log,
+            # Its own session: a Ctrl-C in the terminal (SIGINT to the whole foreground group) must not kill it
+            # before the pollers have stopped; stop() ends it. If we die without stopping, it dies with us.
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl, safe between fork and exec
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -52,6 +57,21 @@ class MotoServerProcess:
             self._process.wait(timeout=10)
         self._process = None
         self._log.close()
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel send SIGTERM to the moto server when its parent exits, however it exits.
+
+    (Strictly: when the thread that started it exits; `start()` is called from long-lived threads.)
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except OSError:  # not Linux/glibc: stop() still ends it on every normal exit
+        pass
 
 
 def _free_port(host: str) -> int:

@@ -50,7 +50,8 @@ class _Loop:
             try:
                 busy = self.poll_once()
             except Exception:
-                logger.exception("%s poller error", self.name)
+                if not self._stop.is_set():  # errors while shutting down are expected (endpoints closing)
+                    logger.exception("%s poller error", self.name)
                 busy = False
             if not busy:
                 self._stop.wait(0.1)
