@@ -153,25 +153,16 @@ def plan_event(message: InboundMessage, event: DsyncEvent, *, expires_at: int) -
     elif event.type in ("dsync.user.created", "dsync.user.updated"):
         assert event.user is not None
         plan.records.append(records.user_record(event.user))
-    elif event.type == "dsync.user.deleted":
-        assert event.user is not None
-        vkey = records.tombstone_version(event.user.updated_at, event.created_at)
-        key = records.user_key(directory_id, event.user.id)
-        plan.records.append(
-            _tombstone(key, "user", event.user.id, directory_id=directory_id, vkey=vkey, expires_at=expires_at)
-        )
-        plan.cascade = Cascade("user", directory_id, event.user.id, vkey)
+    elif event.type in ("dsync.user.deleted", "dsync.group.deleted"):
+        kind = "user" if event.type == "dsync.user.deleted" else "group"
+        entity = event.user if kind == "user" else event.group
+        assert entity is not None
+        vkey = records.tombstone_version(entity.updated_at, event.created_at)
+        plan.records.append(records.entity_tombstone(kind, directory_id, entity.id, vkey=vkey, expires_at=expires_at))
+        plan.cascade = Cascade(kind, directory_id, entity.id, vkey)
     elif event.type in ("dsync.group.created", "dsync.group.updated"):
         assert event.group is not None
         plan.records.append(records.group_record(event.group))
-    elif event.type == "dsync.group.deleted":
-        assert event.group is not None
-        vkey = records.tombstone_version(event.group.updated_at, event.created_at)
-        key = records.group_key(directory_id, event.group.id)
-        plan.records.append(
-            _tombstone(key, "group", event.group.id, directory_id=directory_id, vkey=vkey, expires_at=expires_at)
-        )
-        plan.cascade = Cascade("group", directory_id, event.group.id, vkey)
     else:  # dsync.group.user_added / user_removed
         assert event.user is not None and event.group is not None
         removed = event.type == "dsync.group.user_removed"
@@ -193,12 +184,6 @@ def plan_event(message: InboundMessage, event: DsyncEvent, *, expires_at: int) -
                 records.group_key(directory_id, event.group.id),
             )
     return plan
-
-
-def _tombstone(key: ItemKey, kind: str, entity_id: str, *, directory_id: str, vkey: int, expires_at: int) -> Record:
-    return records.entity_tombstone(
-        key, kind=kind, entity_id=entity_id, directory_id=directory_id, vkey=vkey, expires_at=expires_at
-    )
 
 
 @dataclass

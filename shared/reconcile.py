@@ -233,6 +233,7 @@ class _Run:
         self.remaining = remaining
         self.last_checkpoint = time.monotonic()
         self.checkpoint, self.seen = self._load()
+        self.unsaved: dict[str, set[str]] = {kind: set() for kind in self.seen}  # seen, not yet checkpointed
         self.pool = ThreadPoolExecutor(max_workers=8)
         self.version_cache: dict[str, dict[str, StoredVersion]] = {}
 
@@ -269,10 +270,9 @@ class _Run:
 
     def save_checkpoint(self) -> None:
         checkpoint = self.checkpoint
-        for kind, ids in self.seen.items():  # persist ids seen since the last checkpoint, in new chunks
+        for kind, unsaved in self.unsaved.items():  # persist ids seen since the last checkpoint, in new chunks
             persisted = checkpoint.seen_chunks.get(kind, 0)
-            stored = self._load_seen(kind, persisted) if persisted else set()
-            fresh = sorted(ids - stored)
+            fresh = sorted(unsaved)
             for start in range(0, len(fresh), SEEN_CHUNK_SIZE):
                 self.r._table.put_item(
                     {
@@ -283,6 +283,7 @@ class _Run:
                 )
                 persisted += 1
             checkpoint.seen_chunks[kind] = persisted
+            unsaved.clear()
         self.r._table.put_item(
             {
                 schema.PARTITION_KEY: schema.directory_pk(self.directory_id),
@@ -401,7 +402,9 @@ class _Run:
         for count, listed in enumerate(listing, start=1):
             record = _entity_record(kind, listed)
             last_id = str(listed["id"])
-            self.seen[kind].add(last_id)
+            if last_id not in self.seen[kind]:
+                self.seen[kind].add(last_id)
+                self.unsaved[kind].add(last_id)
             existing = stored.get(last_id)
             if existing is None or existing.vkey < record.vkey:
                 pending.append((record, existing is None))
@@ -472,13 +475,8 @@ class _Run:
     def _remove(self, kind: str, entity_id: str, current: StoredVersion) -> None:
         vkey = self._final_vkey(current)
         single = "group" if kind == "groups" else "user"
-        key = (
-            records.group_key(self.directory_id, entity_id)
-            if kind == "groups"
-            else records.user_key(self.directory_id, entity_id)
-        )
         tombstone = records.entity_tombstone(
-            key, kind=single, entity_id=entity_id, directory_id=self.directory_id, vkey=vkey, expires_at=self._expires()
+            single, self.directory_id, entity_id, vkey=vkey, expires_at=self._expires()
         )
         if self._write(tombstone):
             self._count(f"{kind}_removed")

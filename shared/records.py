@@ -157,12 +157,15 @@ def group_record(group: DirectoryGroup) -> Record:
     )
 
 
-def entity_tombstone(
-    key: ItemKey, *, kind: str, entity_id: str, directory_id: str, vkey: int, expires_at: int
-) -> Record:
-    """What remains of a deleted user or group: ids and the version, nothing personal."""
+def entity_key(kind: str, directory_id: str, entity_id: str) -> ItemKey:
+    """The key of a user or group item (`kind` "user" or "group")."""
+    return user_key(directory_id, entity_id) if kind == "user" else group_key(directory_id, entity_id)
+
+
+def entity_tombstone(kind: str, directory_id: str, entity_id: str, *, vkey: int, expires_at: int) -> Record:
+    """What remains of a deleted user or group (`kind` "user" or "group"): ids and the version, nothing personal."""
     return Record(
-        key=key,
+        key=entity_key(kind, directory_id, entity_id),
         vkey=vkey,
         deleted=True,
         attributes={"kind": kind, "id": entity_id, "directory_id": directory_id},

@@ -54,6 +54,6 @@ def test_a_tombstone_replaces_the_whole_item(store: Any) -> None:
     key = records.user_key(D, "u1")
     live = records.Record(key, 2, False, {"id": "u1", "email": "a@b.c", "email_key": f"{D}#a@b.c"})
     assert store.put_if_newer(live)
-    store.put_if_newer(records.entity_tombstone(key, kind="user", entity_id="u1", directory_id=D, vkey=3, expires_at=5))
+    store.put_if_newer(records.entity_tombstone("user", D, "u1", vkey=3, expires_at=5))
     item = store.get_item(key) if isinstance(store, DirectoryTable) else store.items[key]
     assert item is not None and "email" not in item and "email_key" not in item and item["expires_at"] == 5

@@ -123,10 +123,9 @@ def directory_item(*, updated: float = 0, **fields: Any) -> records.Record:
 
 def user_tombstone(user_id: str = "directory_user_1", *, deleted: float = 60) -> records.Record:
     return records.entity_tombstone(
-        records.user_key(ev.DIRECTORY, user_id),
-        kind="user",
-        entity_id=user_id,
-        directory_id=ev.DIRECTORY,
+        "user",
+        ev.DIRECTORY,
+        user_id,
         vkey=records.tombstone_version(_at(deleted)),
         expires_at=CREATED_EPOCH + TTL_SECONDS,
     )
@@ -134,10 +133,9 @@ def user_tombstone(user_id: str = "directory_user_1", *, deleted: float = 60) ->
 
 def group_tombstone(group_id: str = "directory_group_1", *, deleted: float = 60) -> records.Record:
     return records.entity_tombstone(
-        records.group_key(ev.DIRECTORY, group_id),
-        kind="group",
-        entity_id=group_id,
-        directory_id=ev.DIRECTORY,
+        "group",
+        ev.DIRECTORY,
+        group_id,
         vkey=records.tombstone_version(_at(deleted)),
         expires_at=CREATED_EPOCH + TTL_SECONDS,
     )
