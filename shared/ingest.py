@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from shared.signature import SIGNATURE_HEADER, SignatureError, verify_signature
 
 DSYNC_PREFIX = "dsync."
-DIRECTORY_EVENTS = frozenset({"dsync.activated", "dsync.deleted"})
+DIRECTORY_EVENTS = frozenset({"dsync.activated", "dsync.deleted", "dsync.deactivated"})
 # SQS FIFO: group and dedup ids are <= 128 characters of alphanumerics and punctuation.
 _SQS_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 
@@ -72,6 +72,14 @@ class IngestResult:
         return body
 
 
+class EventSource(StrEnum):
+    """Where a queued event came from: a message attribute only; the body and the write rules are the same."""
+
+    WEBHOOK = "webhook"
+    EVENTS_API = "events_api"
+    REPLAY = "replay"
+
+
 @dataclass(frozen=True)
 class QueuedEvent:
     """What goes on the FIFO queue: the verified body unchanged, grouped by directory, deduplicated by event id."""
@@ -81,10 +89,28 @@ class QueuedEvent:
     deduplication_id: str
     event_type: str
     received_at_ms: int
+    event_id: str = ""
+    source: EventSource = EventSource.WEBHOOK
+
+
+@dataclass(frozen=True)
+class Unqueueable:
+    """Why a body cannot go on the event queue (ignored or refused), with what could be read of it."""
+
+    status: int
+    reason: Reason
+    event_id: str | None = None
+    event_type: str | None = None
 
 
 class EventQueue(Protocol):
     def enqueue(self, event: QueuedEvent) -> None: ...
+
+
+class BatchEventQueue(EventQueue, Protocol):
+    def enqueue_many(self, events: Sequence[QueuedEvent]) -> None:
+        """Queue every event or raise `EnqueueError` (some may have been queued: a retry only duplicates)."""
+        ...
 
 
 class WebhookSecrets(Protocol):
@@ -129,23 +155,11 @@ def ingest_webhook(
     except NotConfiguredError:
         return IngestResult(503, Outcome.FAILED, Reason.NOT_CONFIGURED)
 
-    envelope = parse_envelope(request.body)
-    if envelope is None:
-        return IngestResult(400, Outcome.REJECTED, Reason.MALFORMED_EVENT)
-    event_id, event_type, data = envelope
-    if not event_type.startswith(DSYNC_PREFIX):
-        return IngestResult(200, Outcome.IGNORED, Reason.NOT_DSYNC, event_id=event_id, event_type=event_type)
-    directory_id = directory_id_of(event_type, data)
-    if directory_id is None or not _SQS_ID.match(directory_id):
-        return IngestResult(400, Outcome.REJECTED, Reason.MALFORMED_EVENT, event_id=event_id, event_type=event_type)
-
-    queued = QueuedEvent(
-        body=request.body.decode("utf-8"),
-        group_id=directory_id,
-        deduplication_id=deduplication_id(event_id),
-        event_type=event_type,
-        received_at_ms=now_ms(),
-    )
+    queued = queued_event(request.body, received_at_ms=now_ms(), source=EventSource.WEBHOOK)
+    if isinstance(queued, Unqueueable):
+        outcome = Outcome.IGNORED if queued.status < 300 else Outcome.REJECTED
+        return IngestResult(queued.status, outcome, queued.reason, queued.event_id, queued.event_type)
+    event_id, event_type, directory_id = queued.event_id, queued.event_type, queued.group_id
     try:
         queue.enqueue(queued)
     except EnqueueError:
@@ -173,6 +187,28 @@ def _verify(body: bytes, header: str, *, secrets: WebhookSecrets, limits: Ingest
         verify_signature(
             body=body, header=header, secrets=fresh, now_ms=now_ms, tolerance_seconds=limits.tolerance_seconds
         )
+
+
+def queued_event(body: bytes, *, received_at_ms: int, source: EventSource) -> QueuedEvent | Unqueueable:
+    """The one way an event becomes a queue message, for every source: webhook bodies and Events API pages alike."""
+    envelope = parse_envelope(body)
+    if envelope is None:
+        return Unqueueable(400, Reason.MALFORMED_EVENT)
+    event_id, event_type, data = envelope
+    if not event_type.startswith(DSYNC_PREFIX):
+        return Unqueueable(200, Reason.NOT_DSYNC, event_id, event_type)
+    directory_id = directory_id_of(event_type, data)
+    if directory_id is None or not _SQS_ID.match(directory_id):
+        return Unqueueable(400, Reason.MALFORMED_EVENT, event_id, event_type)
+    return QueuedEvent(
+        body=body.decode("utf-8"),
+        group_id=directory_id,
+        deduplication_id=deduplication_id(event_id),
+        event_type=event_type,
+        received_at_ms=received_at_ms,
+        event_id=event_id,
+        source=source,
+    )
 
 
 def parse_envelope(body: bytes) -> tuple[str, str, dict[str, Any]] | None:

@@ -31,6 +31,7 @@ from shared import records, schema
 from shared.adapters.dynamodb import DirectoryTable
 from shared.apply import Cascade, WriteResult, end_memberships, write_record
 from shared.events import Directory, DirectoryGroup, DirectoryUser, micros
+from shared.lease import Lease
 from shared.records import Record, StoredVersion
 
 LEASE_SK = f"{schema.RECONCILE_PREFIX}LEASE"
@@ -158,14 +159,13 @@ class DirectoryReconciler:
         self, directory_id: str, *, remaining_seconds: Callable[[], float] = lambda: float("inf")
     ) -> DirectoryReport:
         started = time.monotonic()
-        owner = uuid.uuid4().hex
-        acquired_ms = int(self._clock() * 1000)
-        if not self._acquire_lease(directory_id, owner, remaining_seconds(), acquired_ms):
-            lease = self._table.get_item(records.ItemKey(schema.directory_pk(directory_id), LEASE_SK)) or {}
-            report = DirectoryReport(directory_id, RunStatus.BUSY, run_id=str(lease.get("run_id", "")))
-            report.busy_since_ms = int(lease.get("acquired_ms", 0))
+        lease = Lease(self._table, records.ItemKey(schema.directory_pk(directory_id), LEASE_SK), clock=self._clock)
+        if not lease.acquire(self._lease_seconds(remaining_seconds())):
+            holder = lease.holder()
+            report = DirectoryReport(directory_id, RunStatus.BUSY, run_id=holder.run_id if holder else "")
+            report.busy_since_ms = holder.acquired_ms if holder else 0
             return report
-        run = _Run(self, directory_id, owner, remaining_seconds, acquired_ms)
+        run = _Run(self, directory_id, lease, remaining_seconds)
         try:
             status = run.execute()
         except _Paused:
@@ -178,41 +178,15 @@ class DirectoryReconciler:
             report.duration_seconds = time.monotonic() - started
             return report
         finally:
-            self._release_lease(directory_id, owner)
+            lease.release()
         report = DirectoryReport(directory_id, status, run.checkpoint.run_id, run.checkpoint.drift)
         report.duration_seconds = time.monotonic() - started
         if status in (RunStatus.COMPLETE, RunStatus.DELETED):
             run.finish(report)
         return report
 
-    # --- Lease ---------------------------------------------------------------------------------------------------
-
-    def _acquire_lease(self, directory_id: str, owner: str, remaining: float, acquired_ms: int) -> bool:
-        """Take (or renew) the directory's lease; `acquired_ms` (when the holder first took it) lets a job that
-        finds the directory busy tell whether the running reconcile started before or after it was requested."""
-        now_ms = int(self._clock() * 1000)
-        duration = min(self._config.lease_seconds, remaining + 60)
-        return self._table.put_item(
-            {
-                schema.PARTITION_KEY: schema.directory_pk(directory_id),
-                schema.SORT_KEY: LEASE_SK,
-                "owner": owner,
-                "acquired_ms": acquired_ms,
-                "lease_until_ms": now_ms + int(duration * 1000),
-                schema.TTL_ATTRIBUTE: int(self._clock() + duration + 3600),
-            },
-            condition="attribute_not_exists(#pk) OR lease_until_ms < :now OR #owner = :owner",
-            names={"#pk": schema.PARTITION_KEY, "#owner": "owner"},
-            values={":now": now_ms, ":owner": owner},
-        )
-
-    def _release_lease(self, directory_id: str, owner: str) -> None:
-        self._table.delete_item(
-            records.ItemKey(schema.directory_pk(directory_id), LEASE_SK),
-            condition="#owner = :owner",
-            names={"#owner": "owner"},
-            values={":owner": owner},
-        )
+    def _lease_seconds(self, remaining: float) -> float:
+        return min(self._config.lease_seconds, remaining + 60)
 
 
 class _Run:
@@ -222,14 +196,12 @@ class _Run:
         self,
         reconciler: DirectoryReconciler,
         directory_id: str,
-        owner: str,
+        lease: Lease,
         remaining: Callable[[], float],
-        acquired_ms: int,
     ) -> None:
         self.r = reconciler
         self.directory_id = directory_id
-        self.owner = owner
-        self.acquired_ms = acquired_ms
+        self.lease = lease
         self.remaining = remaining
         self.last_checkpoint = time.monotonic()
         self.checkpoint, self.seen = self._load()
@@ -299,7 +271,7 @@ class _Run:
             }
         )
         self.last_checkpoint = time.monotonic()
-        self.r._acquire_lease(self.directory_id, self.owner, self.remaining(), self.acquired_ms)  # renew
+        self.lease.acquire(self.r._lease_seconds(self.remaining()))  # renew
 
     def _delete_checkpoint(self) -> None:
         keys = [records.ItemKey(schema.directory_pk(self.directory_id), STATE_SK)]

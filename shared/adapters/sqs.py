@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -20,6 +20,38 @@ FAST_CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": 
 RECEIVED_AT_ATTRIBUTE = "received_at"
 EVENT_TYPE_ATTRIBUTE = "event_type"
 FAILURE_REASON_ATTRIBUTE = "failure_reason"
+SOURCE_ATTRIBUTE = "source"
+SEND_BATCH_LIMIT = 10  # SQS SendMessageBatch: at most 10 entries...
+SEND_BATCH_BYTES = 256 * 1024  # ...and 256 KiB of bodies and attributes in all
+_ATTRIBUTE_ALLOWANCE = 200  # bytes the three message attributes take, generously
+
+
+def event_message(event: QueuedEvent) -> dict[str, Any]:
+    """The SQS message for a queued event, the same for `send_message` and `send_message_batch` (minus QueueUrl)."""
+    return {
+        "MessageBody": event.body,
+        "MessageGroupId": event.group_id,
+        "MessageDeduplicationId": event.deduplication_id,
+        "MessageAttributes": {
+            RECEIVED_AT_ATTRIBUTE: {"DataType": "Number", "StringValue": str(event.received_at_ms)},
+            EVENT_TYPE_ATTRIBUTE: {"DataType": "String", "StringValue": event.event_type[:256]},
+            SOURCE_ATTRIBUTE: {"DataType": "String", "StringValue": event.source.value},
+        },
+    }
+
+
+def send_batches(events: Sequence[QueuedEvent]) -> list[list[QueuedEvent]]:
+    """Split events, in order, into SendMessageBatch requests within SQS's count and size limits."""
+    batches: list[list[QueuedEvent]] = []
+    size = 0
+    for event in events:
+        event_size = len(event.body.encode()) + _ATTRIBUTE_ALLOWANCE
+        if not batches or len(batches[-1]) >= SEND_BATCH_LIMIT or size + event_size > SEND_BATCH_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(event)
+        size += event_size
+    return batches
 
 
 def sqs_client(config: Config | None = None) -> SQSClient:
@@ -35,18 +67,22 @@ class SqsEventQueue:
 
     def enqueue(self, event: QueuedEvent) -> None:
         try:
-            self._client.send_message(
-                QueueUrl=self._queue_url,
-                MessageBody=event.body,
-                MessageGroupId=event.group_id,
-                MessageDeduplicationId=event.deduplication_id,
-                MessageAttributes={
-                    RECEIVED_AT_ATTRIBUTE: {"DataType": "Number", "StringValue": str(event.received_at_ms)},
-                    EVENT_TYPE_ATTRIBUTE: {"DataType": "String", "StringValue": event.event_type[:256]},
-                },
-            )
+            self._client.send_message(QueueUrl=self._queue_url, **event_message(event))
         except (ClientError, BotoCoreError) as error:
             raise EnqueueError(str(error)) from error
+
+    def enqueue_many(self, events: Sequence[QueuedEvent]) -> None:
+        """Queue all of `events` (in order, per group) or raise `EnqueueError`; the Events API tail's path."""
+        for batch in send_batches(events):
+            entries = [{"Id": str(index), **event_message(event)} for index, event in enumerate(batch)]
+            try:
+                response = self._client.send_message_batch(QueueUrl=self._queue_url, Entries=entries)  # type: ignore[arg-type]
+            except (ClientError, BotoCoreError) as error:
+                raise EnqueueError(str(error)) from error
+            failed = response.get("Failed") or []
+            if failed:
+                codes = sorted({str(entry.get("Code")) for entry in failed})
+                raise EnqueueError(f"{len(failed)} of {len(entries)} messages refused: {', '.join(codes)}")
 
 
 class SqsDeadLetterForwarder:

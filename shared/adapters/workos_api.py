@@ -26,7 +26,7 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,12 +42,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ApiStats",
+    "EventsPage",
     "PacedBackend",
     "RequestPacer",
     "TokenBucket",
     "WorkOSAuthError",
     "WorkOSDirectoryApi",
     "WorkOSError",
+    "WorkOSInvalidRequestError",
     "WorkOSNotFoundError",
     "WorkOSRateLimitedError",
     "WorkOSUnavailableError",
@@ -110,6 +112,18 @@ class WorkOSRateLimitedError(WorkOSError):
 
 class WorkOSNotFoundError(WorkOSError):
     """404. The `get_*` methods turn it into None; a list that 404s raises it."""
+
+
+class WorkOSInvalidRequestError(WorkOSError):
+    """400/422: WorkOS refused the request's parameters (for the Events API: an unknown or expired cursor)."""
+
+
+@dataclass(frozen=True)
+class EventsPage:
+    """One `GET /events` page: the events exactly as WorkOS sent them, and the cursor after the last one."""
+
+    events: list[dict[str, Any]]
+    after: str | None
 
 
 def _auth_error(status: int) -> WorkOSAuthError:
@@ -507,6 +521,36 @@ class WorkOSDirectoryApi:
         for user in pages:
             yield user.id
 
+    def list_events(
+        self,
+        *,
+        events: Sequence[str],
+        after: str | None = None,
+        range_start: str | None = None,
+        range_end: str | None = None,
+        limit: int = _MAX_PAGE_SIZE,
+    ) -> EventsPage:
+        """One page of `GET /events`, oldest first (`order="asc"` is sent explicitly: older SDKs sent `desc`).
+
+        Raw dicts through the SDK's own request path (pacing, retries and errors as for every call): the events
+        go on the queue as WorkOS sent them, including types the SDK's models do not know.
+        """
+        params = {
+            "events": ",".join(events),
+            "limit": limit,
+            "order": "asc",
+            "after": after,
+            "range_start": range_start,
+            "range_end": range_end,
+        }
+        with self._call(None):
+            raw = self._client.request("get", ("events",), params={k: v for k, v in params.items() if v is not None})
+        document = raw if isinstance(raw, dict) else {}
+        data = [event for event in document.get("data") or [] if isinstance(event, dict)]
+        metadata = document.get("list_metadata") or {}
+        cursor = metadata.get("after") if isinstance(metadata, dict) else None
+        return EventsPage(events=data, after=cursor if isinstance(cursor, str) and cursor else None)
+
     # ------------------------------------------------------------------------------------------------- gets
 
     def get_directory(self, directory_id: str) -> dict[str, Any] | None:
@@ -585,6 +629,8 @@ class WorkOSDirectoryApi:
             raise _auth_error(exc.status_code or 401) from exc
         except workos.NotFoundError as exc:
             raise WorkOSNotFoundError(f"WorkOS answered 404: {exc}", status=404) from exc
+        except (workos.BadRequestError, workos.UnprocessableEntityError) as exc:
+            raise WorkOSInvalidRequestError(f"WorkOS refused the request: {exc}", status=exc.status_code) from exc
         except workos.RateLimitExceededError as exc:  # safety net: the backend never hands a 429 to the SDK
             raise WorkOSRateLimitedError(f"WorkOS rate limited the request: {exc}", status=429) from exc
         except workos.ServerError as exc:

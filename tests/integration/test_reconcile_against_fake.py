@@ -19,12 +19,14 @@ import pytest
 
 from dsync.fake_workos import DirectoryModel, FakeWorkOS, SteppingClock, populate
 from dsync.local.provision import LocalResources
+from shared import schema
 from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.workos_api import WorkOSDirectoryApi
 from shared.apply import Applier, InboundMessage, Status
+from shared.lease import Lease
 from shared.reader import DirectoryReader
-from shared.reconcile import DirectoryReconciler, ReconcileConfig, RunStatus
-from shared.records import Record
+from shared.reconcile import LEASE_SK, DirectoryReconciler, ReconcileConfig, RunStatus
+from shared.records import ItemKey, Record
 from tests.support.fake_store import FakeDeadLetters
 from tests.support.histories import project
 
@@ -228,8 +230,8 @@ def test_a_crashed_run_resumes_from_its_checkpoint(world: World, monkeypatch: py
 
 def test_two_runs_for_one_directory_never_interleave(world: World) -> None:
     directory_id = synced_directory(world, users=5, groups=1)
-    first = world.reconciler()
-    assert first._acquire_lease(directory_id, "someone-else", 600, acquired_ms=1_000)
+    holder = Lease(world.table, ItemKey(schema.directory_pk(directory_id), LEASE_SK), acquired_ms=1_000)
+    assert holder.acquire(600)
     report = world.reconciler().run(directory_id)
     assert report.status is RunStatus.BUSY and report.busy_since_ms == 1_000
 

@@ -14,9 +14,11 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from dsync.fake_workos import DirectoryModel, FakeWorkOS, populate
 from dsync.local.provision import LocalResources
 from functions.reconcile import handler as reconcile
-from shared import records
+from shared import records, schema
 from shared.adapters.dynamodb import DirectoryTable
-from shared.reconcile import DirectoryReconciler
+from shared.lease import Lease
+from shared.reconcile import LEASE_SK
+from shared.records import ItemKey
 from tests.support.lambda_context import lambda_context
 
 pytestmark = pytest.mark.integration
@@ -121,8 +123,10 @@ def test_a_busy_directory_requeues_only_requests_newer_than_the_running_reconcil
     aws: LocalResources, fake: FakeWorkOS, requested_at_ms: int, requeued: bool
 ) -> None:
     directory_id = fake.model.create_directory(organization_id="org_01E")["id"]
-    holder = DirectoryReconciler(api=None, table=DirectoryTable(aws.table_name), work_queue=None)  # type: ignore[arg-type]
-    assert holder._acquire_lease(directory_id, "running-elsewhere", 600, acquired_ms=1_000)
+    holder = Lease(
+        DirectoryTable(aws.table_name), ItemKey(schema.directory_pk(directory_id), LEASE_SK), acquired_ms=1_000
+    )
+    assert holder.acquire(600)
     job = {"kind": "reconcile", "directory_id": directory_id, "requested_at_ms": requested_at_ms}
     reconcile.handler(job_event(job), lambda_context())
     delayed = boto3.client("sqs").get_queue_attributes(

@@ -1,0 +1,96 @@
+"""Reconcile and purge jobs on the work queue: planning a wave, running one job, deciding what comes next.
+
+A wave (the schedule, or the Events API tail after WorkOS refused its cursor) queues one job per directory, so
+directories run in parallel invocations. A job runs one directory's reconcile within the invocation's budget;
+what happens next is decided here, not in the handler: a checkpointed run queues its continuation, a busy
+directory is asked again only if the request is newer than the run in progress, a rate-limited run comes back once
+WorkOS's window has passed, and anything else that failed is raised so SQS retries it (then the work DLQ).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from shared.adapters.dynamodb import DirectoryTable
+from shared.purge import PurgeResult, purge_directory
+from shared.reconcile import DirectoryApi, DirectoryReconciler, DirectoryReport, RunStatus, discover_directories
+
+RATE_LIMITED_DELAY_SECONDS = 60
+BUSY_RETRY_DELAY_SECONDS = 30
+
+
+class WorkQueue(Protocol):
+    def submit(self, job: Any, *, delay_seconds: int = 0) -> None: ...
+
+
+def job_message(directory_id: str, reason: str) -> dict[str, Any]:
+    return {
+        "kind": "reconcile",
+        "directory_id": directory_id,
+        "reason": reason,
+        "requested_at_ms": int(time.time() * 1000),
+    }
+
+
+class WavePlanner:
+    """Queues one reconcile job per directory (WorkOS's and the store's); the tail's `ReconcileRequester` too."""
+
+    def __init__(self, api: DirectoryApi, table: DirectoryTable, work_queue: WorkQueue) -> None:
+        self._api = api
+        self._table = table
+        self._work_queue = work_queue
+
+    def plan(self, reason: str) -> list[str]:
+        directory_ids = discover_directories(self._api, self._table)
+        for directory_id in directory_ids:
+            self._work_queue.submit(job_message(directory_id, reason))
+        return directory_ids
+
+    def request_full_reconcile(self, reason: str) -> int:
+        return len(self.plan(reason))
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    kind: str
+    directory_id: str | None
+    report: DirectoryReport | None = None
+    purge: PurgeResult | None = None
+    invalid: bool = False
+    # Set when the job neither finished nor checkpointed a continuation: the handler fails it so SQS retries it.
+    retry_error: str | None = None
+
+
+def run_job(
+    job: dict[str, Any],
+    *,
+    table: DirectoryTable,
+    work_queue: WorkQueue,
+    reconciler: Callable[[], DirectoryReconciler],
+    remaining_seconds: Callable[[], float],
+) -> JobOutcome:
+    """Run one work-queue job and queue whatever must follow it (see `JobOutcome.retry_error`)."""
+    kind, directory_id = job.get("kind"), job.get("directory_id")
+    if not isinstance(directory_id, str) or kind not in ("reconcile", "purge"):
+        return JobOutcome(str(kind), None, invalid=True)
+    if kind == "purge":
+        result = purge_directory(table, directory_id, remaining_seconds=remaining_seconds)
+        if not result.complete:
+            work_queue.submit({**job, "reason": "continuation"})
+        return JobOutcome(kind, directory_id, purge=result)
+    report = reconciler().run(directory_id, remaining_seconds=remaining_seconds)
+    if report.status is RunStatus.CONTINUE:
+        work_queue.submit(job_message(directory_id, "continuation"))
+    elif report.status is RunStatus.BUSY and int(job.get("requested_at_ms", 0)) > (report.busy_since_ms or 0):
+        # The run in progress started before this request: it may miss what prompted it, so come back after it.
+        work_queue.submit({**job, "reason": "retry after busy"}, delay_seconds=BUSY_RETRY_DELAY_SECONDS)
+    elif report.status is RunStatus.FAILED:
+        if report.error and report.error.startswith("WorkOSRateLimitedError"):
+            # Checkpointed: come back once WorkOS's window has passed instead of burning retries.
+            work_queue.submit(job_message(directory_id, "rate limited"), delay_seconds=RATE_LIMITED_DELAY_SECONDS)
+        else:
+            return JobOutcome(kind, directory_id, report=report, retry_error=report.error or "reconcile failed")
+    return JobOutcome(kind, directory_id, report=report)

@@ -1,0 +1,81 @@
+"""The Events API tail's cursor: the last event id it processed, moved only by compare-and-set.
+
+One item in the table (outside every directory's partition, so readers, exports and change events never see it).
+Every write is conditional on the event id the writer last read, so a tail that lags behind another (a second
+invocation, a process that paused) writes nothing and stops. Only the tail's own Events API reads move it, and only
+after every event of the page was accepted by SQS: a crash in between re-reads the page (duplicates only). Webhooks
+never touch it (WorkOS holds events back from cursor reads for a few seconds: a cursor moved with an id learned from
+a webhook can skip an older event that was not visible yet).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from shared import schema
+from shared.records import ItemKey
+
+TAIL_PK = "~TAIL#events"
+CURSOR_KEY = ItemKey(TAIL_PK, "#CURSOR")
+LEASE_KEY = ItemKey(TAIL_PK, "#LEASE")
+
+
+class CursorTable(Protocol):
+    def get_item(self, key: ItemKey) -> dict[str, Any] | None: ...
+
+    def put_item(
+        self,
+        item: dict[str, Any],
+        *,
+        condition: str | None = None,
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where the tail is. `event_id` None: no event processed yet (bootstrap reads by time)."""
+
+    event_id: str | None
+    event_created_at: str | None  # created_at of that event, as WorkOS wrote it
+    moved_ms: int  # when the cursor last moved
+    polled_ms: int  # when the tail last read the Events API successfully
+    recovered_ms: int = 0  # when the tail last fell back from a refused cursor (0: never)
+    recovery_reason: str | None = None
+
+
+class CursorStore:
+    def __init__(self, table: CursorTable) -> None:
+        self._table = table
+
+    def load(self) -> Cursor | None:
+        item = self._table.get_item(CURSOR_KEY)
+        if item is None:
+            return None
+        return Cursor(
+            event_id=item.get("event_id") or None,
+            event_created_at=item.get("event_created_at") or None,
+            moved_ms=int(item.get("moved_ms", 0)),
+            polled_ms=int(item.get("polled_ms", 0)),
+            recovered_ms=int(item.get("recovered_ms", 0)),
+            recovery_reason=item.get("recovery_reason") or None,
+        )
+
+    def save(self, cursor: Cursor, *, expected_event_id: str | None) -> bool:
+        """Write `cursor` only if the stored event id is still `expected_event_id`; False: another tail moved it."""
+        item: dict[str, Any] = {
+            schema.PARTITION_KEY: CURSOR_KEY.pk,
+            schema.SORT_KEY: CURSOR_KEY.sk,
+            "moved_ms": cursor.moved_ms,
+            "polled_ms": cursor.polled_ms,
+            "recovered_ms": cursor.recovered_ms,
+        }
+        for name in ("event_id", "event_created_at", "recovery_reason"):
+            value = getattr(cursor, name)
+            if value is not None:
+                item[name] = value
+        if expected_event_id is None:
+            return self._table.put_item(item, condition="attribute_not_exists(event_id)")
+        return self._table.put_item(item, condition="event_id = :expected", values={":expected": expected_event_id})
