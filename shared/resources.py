@@ -52,7 +52,21 @@ PUBLISH_FUNCTION = FunctionSpec(
     memory_mb=256,
     packages=("aws-lambda-powertools", "pydantic", "pydantic-settings"),
 )
-FUNCTIONS: tuple[FunctionSpec, ...] = (INGEST_FUNCTION, APPLY_FUNCTION, RECONCILE_FUNCTION, PUBLISH_FUNCTION)
+# The Events API tail: started every minute, it polls for `TAIL_RUN_SECONDS` of it, then stops before the next.
+TAIL_FUNCTION = FunctionSpec(
+    name="tail",
+    handler="functions.tail.handler.handler",
+    timeout_seconds=75,
+    memory_mb=512,
+    packages=("aws-lambda-powertools", "pydantic", "pydantic-settings", "workos"),
+)
+FUNCTIONS: tuple[FunctionSpec, ...] = (
+    INGEST_FUNCTION,
+    APPLY_FUNCTION,
+    RECONCILE_FUNCTION,
+    PUBLISH_FUNCTION,
+    TAIL_FUNCTION,
+)
 
 # Lambda runtime and architecture, chosen once. arm64 (Graviton) costs ~20% less per GB-second and every compiled
 # dependency we ship (pydantic-core, cryptography, cffi) publishes aarch64 manylinux wheels.
@@ -133,6 +147,9 @@ class Env:
     MAX_BODY_BYTES = "MAX_BODY_BYTES"
     SECRETS_MAX_AGE_SECONDS = "SECRETS_MAX_AGE_SECONDS"
     TOMBSTONE_TTL_DAYS = "TOMBSTONE_TTL_DAYS"
+    TAIL_BOOTSTRAP_HOURS = "TAIL_BOOTSTRAP_HOURS"
+    TAIL_IDLE_POLL_SECONDS = "TAIL_IDLE_POLL_SECONDS"
+    TAIL_RUN_SECONDS = "TAIL_RUN_SECONDS"
 
 
 class Outputs:

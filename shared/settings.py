@@ -43,3 +43,19 @@ class ReconcileSettings(_Settings):
     # Membership repairs are versioned this far behind the run's start, so a webhook newer than the run wins even
     # with clock skew between WorkOS and AWS.
     clock_skew_allowance_seconds: int = Field(default=300, ge=0, le=3600)
+
+
+class TailSettings(_Settings):
+    """The Events API tail. Its WorkOS budget is separate from reconcile's: 10 + 90 requests/s stay within
+    WorkOS's 6,000 requests/min per key."""
+
+    table_name: str = Field(min_length=1)
+    event_queue_url: str = Field(min_length=1)
+    work_queue_url: str = Field(min_length=1)
+    workos_api_key_secret_id: str = Field(min_length=1)
+    workos_base_url: str | None = None
+    requests_per_second_per_directory: float = Field(default=4.0, gt=0, le=50)
+    requests_per_second_total: float = Field(default=10.0, gt=0, le=100)
+    tail_bootstrap_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+    tail_idle_poll_seconds: float = Field(default=3.0, gt=0, le=60)
+    tail_run_seconds: float = Field(default=50.0, gt=0, le=840)

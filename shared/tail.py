@@ -74,8 +74,9 @@ class ReconcileRequester(Protocol):
         ...
 
 
-class TailErrors(Protocol):
-    """How the tail tells WorkOS's failures apart (the adapter's exception classes)."""
+@dataclass(frozen=True)
+class TailErrors:
+    """How the tail tells WorkOS's failures apart: the adapter's exception classes (`shared.workos_client`)."""
 
     auth: type[Exception]  # 401/403: the key is wrong; retrying within the minute cannot help
     refused: tuple[type[Exception], ...]  # 400/404/422 on a cursor read: the cursor is unknown or expired
@@ -175,6 +176,7 @@ class EventsTail:
         config: TailConfig | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._api = api
         self._errors = errors
@@ -185,6 +187,7 @@ class EventsTail:
         self._config = config or TailConfig()
         self._clock = clock
         self._sleep = sleep
+        self.monotonic = monotonic
 
     def run(self, remaining_seconds: Callable[[], float] = lambda: float("inf")) -> TailReport:
         report = TailReport()
@@ -193,7 +196,7 @@ class EventsTail:
             report.status = TailStatus.BUSY
             return report
         try:
-            _Polling(self, report, deadline=time.monotonic() + window).run()
+            _Polling(self, report, deadline=self.monotonic() + window).run()
         finally:
             self._lease.release()
         return report
@@ -252,14 +255,14 @@ class _Polling:
         self.last_heartbeat = 0.0
 
     def run(self) -> None:
-        while time.monotonic() < self.deadline and self.report.status is TailStatus.OK:
+        while self.tail.monotonic() < self.deadline and self.report.status is TailStatus.OK:
             full = self.poll_once()
             if not full and self.report.status is TailStatus.OK:
-                self.tail.pause(max(0.0, min(self.config.idle_poll_seconds, self.deadline - time.monotonic())))
+                self.tail.pause(max(0.0, min(self.config.idle_poll_seconds, self.deadline - self.tail.monotonic())))
         self.report.cursor = self.cursor
 
     def poll_once(self) -> bool:
-        """One read, its enqueue and the cursor move; True when the page was full (read again at once)."""
+        """One read, its enqueue and the cursor move; True to read again at once (a full page, or after a backoff)."""
         after = self.cursor.event_id if self.cursor else None
         errors = self.tail.errors
         try:
@@ -280,7 +283,7 @@ class _Polling:
             self.report.unavailable += int(getattr(error, "status", None) != 429)
             logger.warning("WorkOS Events API unavailable; retrying", extra={"error": str(error)})
             self.tail.pause(self.config.backoff_seconds)
-            return False
+            return True  # backed off already: read again now
         self.report.polls += 1
         self.report.events_read += len(events)
         try:
@@ -289,7 +292,7 @@ class _Polling:
             self.report.enqueue_failures += 1
             logger.warning("SQS refused the page; it is read again", extra={"error": str(error)})
             self.tail.pause(self.config.backoff_seconds)
-            return False
+            return True
         now = self.tail.now()
         if events:
             newest = events[-1]

@@ -8,6 +8,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol
 
+from shared.tail import TailErrors
+
 if TYPE_CHECKING:
     from shared.adapters.workos_api import WorkOSDirectoryApi
 
@@ -55,4 +57,15 @@ def api_from_secret(api_keys: ApiKeys, settings: PacingSettings) -> WorkOSDirect
         settings.workos_base_url,
         settings.requests_per_second_per_directory,
         settings.requests_per_second_total,
+    )
+
+
+def tail_errors() -> TailErrors:
+    """The adapter's errors as the Events API tail tells them apart (the SDK itself is not imported here)."""
+    from shared.adapters import workos_api as errors
+
+    return TailErrors(
+        auth=errors.WorkOSAuthError,
+        refused=(errors.WorkOSInvalidRequestError, errors.WorkOSNotFoundError),
+        transient=(errors.WorkOSRateLimitedError, errors.WorkOSUnavailableError, errors.WorkOSError),
     )

@@ -13,6 +13,7 @@ DynamoDB state is compared against. Event shapes follow the WorkOS SDK fixtures
 
 from __future__ import annotations
 
+import bisect
 import copy
 import random
 import threading
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 
-from dsync.fake_workos.ids import UlidFactory, random_token
+from dsync.fake_workos.ids import UlidFactory, random_token, ulid_part
 
 __all__ = [
     "DIRECTORY_STATES",
@@ -261,6 +262,8 @@ class DirectoryModel:
         self._users: dict[str, _User] = {}
         self._groups: dict[str, _Group] = {}
         self._events: list[JsonDict] = []
+        self._event_keys: list[str] = []  # ULID parts of the event ids, ascending (ids are monotonic)
+        self._event_times: list[datetime] = []
         self._drained = 0
 
     # ------------------------------------------------------------------ internals
@@ -273,16 +276,19 @@ class DirectoryModel:
         return now
 
     def _emit(self, event: str, data: JsonDict, at: datetime) -> None:
+        event_id = self._ids.new("event", at)
         self._events.append(
             {
                 "object": "event",
-                "id": self._ids.new("event", at),
+                "id": event_id,
                 "event": event,
                 "data": data,
                 "created_at": format_timestamp(at),
                 "context": {},
             }
         )
+        self._event_keys.append(ulid_part(event_id))
+        self._event_times.append(at)
 
     def _directory(self, directory_id: str) -> _Directory:
         try:
@@ -548,6 +554,37 @@ class DirectoryModel:
         """Number of events emitted so far (cheaper than ``len(events)``)."""
         with self._lock:
             return len(self._events)
+
+    def event_position(self, event_id: str) -> tuple[int, datetime] | None:
+        """(index just past `event_id` in the history, its time), or None if no such event was emitted."""
+        with self._lock:
+            index = bisect.bisect_left(self._event_keys, ulid_part(event_id))
+            if index < len(self._events) and self._events[index]["id"] == event_id:
+                return index + 1, self._event_times[index]
+            return None
+
+    def events_between(
+        self,
+        *,
+        start: int,
+        created_from: datetime | None,
+        created_until: datetime | None,
+        types: frozenset[str],
+        limit: int,
+    ) -> list[JsonDict]:
+        """Up to `limit` events of `types`, oldest first, from index `start`, created within the given bounds."""
+        with self._lock:
+            if created_from is not None:
+                start = max(start, bisect.bisect_left(self._event_times, created_from))
+            page: list[JsonDict] = []
+            for index in range(start, len(self._events)):
+                if created_until is not None and self._event_times[index] > created_until:
+                    break
+                if self._events[index]["event"] in types:
+                    page.append(copy.deepcopy(self._events[index]))
+                    if len(page) >= limit:
+                        break
+            return page
 
     def drain_events(self) -> list[JsonDict]:
         """Return the events emitted since the last drain; the full history stays in ``events``."""

@@ -16,7 +16,12 @@ Deliberate choices where the real API is unverified:
   which would stop ``auto_paging_iter()`` after one page; nobody has observed it live);
 * a cursor that is not a ULID-suffixed id is a 422; a well-formed cursor whose object is gone
   still positions the page (ids are time-ordered, as WorkOS ULIDs are);
-* only GET is served; any other method is a 404 like an unknown route.
+* only GET is served; any other method is a 404 like an unknown route;
+* ``GET /events``: ``events`` is required (422 without it, as in the spec's example), ``after`` and
+  ``range_start`` together are a 422, ``order`` is accepted and ignored (the live API always answers oldest
+  first), an ``after`` that names no retained event (unknown, or older than the retention) is a 422, and cursor
+  (``after``) reads hold back events younger than ``events_hold_back_seconds``, as WorkOS does; time-range reads
+  are not held back. ``list_metadata.after`` is the last id of the page (or the cursor sent, on an empty page).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -38,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from dsync.fake_workos.ids import ULID_PATTERN, ulid_part
-from dsync.fake_workos.model import DirectoryModel, JsonDict
+from dsync.fake_workos.model import DirectoryModel, JsonDict, parse_timestamp
 
 if TYPE_CHECKING:
     from workos import WorkOSClient
@@ -213,6 +219,9 @@ class FakeWorkOS:
         rate_limit_per_second: float | None = None,
         rate_limit_body: RateLimitBody = "json_string",
         rate_limit_clock: Callable[[], float] = time.monotonic,
+        events_hold_back_seconds: float = 3.0,
+        event_retention_days: float = 30.0,
+        events_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         if rate_limit_body not in ("json_string", "text"):
             raise ValueError(f"rate_limit_body must be 'json_string' or 'text', got {rate_limit_body!r}")
@@ -232,6 +241,10 @@ class FakeWorkOS:
         self._path_counts: dict[str, int] = {}
         self._request_log: list[RequestRecord] = []
         self._faults: deque[_Fault] = deque()
+        self._outage: tuple[int, tuple[str, ...]] | None = None
+        self.events_hold_back_seconds = events_hold_back_seconds
+        self.event_retention_days = event_retention_days
+        self._events_clock = events_clock
         self._server_errors: list[BaseException] = []
         self._request_ids = 0
 
@@ -315,6 +328,13 @@ class FakeWorkOS:
         with self._stats_lock:
             self._faults.append(_Fault(n, status, path))
 
+    def set_outage(self, status: int | None, *, paths: tuple[str, ...] = ("/directories", "/directory_")) -> None:
+        """Answer every request under `paths` with `status` until `set_outage(None)` (a long upstream outage)."""
+        if status is not None and not 400 <= status <= 599:
+            raise ValueError("status must be a 4xx/5xx code")
+        with self._stats_lock:
+            self._outage = None if status is None else (status, paths)
+
     @property
     def requests_total(self) -> int:
         """All requests answered, whatever the status."""
@@ -390,6 +410,9 @@ class FakeWorkOS:
 
     def _injected_fault(self, path: str) -> _Response | None:
         with self._stats_lock:
+            outage = self._outage
+            if outage is not None and path.startswith(outage[1]):
+                return _json_response(outage[0], {"message": HTTPStatus(outage[0]).phrase, "code": "server_error"})
             for fault in self._faults:
                 if fault.remaining > 0 and (fault.path is None or path.startswith(fault.path)):
                     fault.remaining -= 1
@@ -556,6 +579,35 @@ class FakeWorkOS:
         except KeyError:
             raise _not_found("Directory Group", group_id) from None
 
+    def _list_events(self, _: str | None, query: dict[str, str]) -> JsonDict:
+        types = frozenset(part.strip() for part in (query.get("events") or "").split(",") if part.strip())
+        if not types:
+            raise _HttpError(
+                422, "Validation failed", "invalid_request_parameters", errors=[{"field": "events", "code": "required"}]
+            )
+        after, range_start = query.get("after") or None, query.get("range_start") or None
+        if after and range_start:
+            raise _invalid("after", "after and range_start cannot be used together")
+        limit = _parse_page_params({"limit": query.get("limit", "")})[0]
+        now = self._events_clock()
+        oldest = now - timedelta(days=self.event_retention_days)
+        created_from, created_until = oldest, _event_time(query, "range_end")
+        start = 0
+        if range_start:
+            created_from = max(oldest, _event_time(query, "range_start") or oldest)
+        if after:
+            position = self._model.event_position(after)
+            if position is None or position[1] < oldest:
+                raise _invalid("after", f"cursor '{after}' is unknown or past the event retention")
+            start = position[0]
+            held_back = now - timedelta(seconds=self.events_hold_back_seconds)
+            created_until = held_back if created_until is None else min(created_until, held_back)
+        page = self._model.events_between(
+            start=start, created_from=created_from, created_until=created_until, types=types, limit=limit
+        )
+        cursor = page[-1]["id"] if page else after
+        return {"object": "list", "data": page, "list_metadata": {"before": None, "after": cursor}}
+
     _ROUTES: Final[dict[tuple[str, bool], Callable[[FakeWorkOS, str | None, dict[str, str]], JsonDict]]] = {
         ("directories", False): _list_directories,
         ("directories", True): _get_directory,
@@ -563,7 +615,20 @@ class FakeWorkOS:
         ("directory_users", True): _get_user,
         ("directory_groups", False): _list_groups,
         ("directory_groups", True): _get_group,
+        ("events", False): _list_events,
     }
+
+
+def _event_time(query: dict[str, str], name: str) -> datetime | None:
+    value = query.get(name) or None
+    if value is None:
+        return None
+    if not value.endswith("Z"):
+        raise _invalid(name, f"{name} must be an ISO 8601 UTC timestamp with a Z suffix")
+    try:
+        return parse_timestamp(value)
+    except ValueError:
+        raise _invalid(name, f"{name} must be an ISO 8601 UTC timestamp with a Z suffix") from None
 
 
 def _parse_page_params(query: dict[str, str]) -> tuple[int, str, str | None, str | None]:

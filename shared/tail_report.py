@@ -1,0 +1,32 @@
+"""What one tail invocation reports: metrics for the dashboard and alarms, and one log line.
+
+Poll age (now minus the last successful read) is the alarm that matters: a stalled sync is silent, its error rate
+can be zero. Cursor age (now minus the cursor event's time) warns before WorkOS's retention expires the cursor.
+"""
+
+from __future__ import annotations
+
+from shared.observability import MetricsRecorder
+from shared.tail import TailReport, TailStatus, parse_time
+
+
+def record_tail(metrics: MetricsRecorder, report: TailReport, *, now: float) -> None:
+    metrics.count("TailRuns", Status=report.status.value)
+    metrics.count("TailPolls", report.polls)
+    metrics.count("TailEventsRead", report.events_read)
+    metrics.count("TailEventsEnqueued", report.events_enqueued)
+    metrics.count("TailFullPages", report.full_pages)
+    metrics.count("TailRateLimited", report.rate_limited)
+    metrics.count("TailUnavailable", report.unavailable)
+    metrics.count("TailEnqueueFailures", report.enqueue_failures)
+    metrics.count("TailCursorRefused", report.recoveries)
+    metrics.count("TailAuthFailures", 1 if report.status is TailStatus.AUTH_FAILED else 0)
+    for lag in report.lag_seconds:
+        metrics.record("TailLagSeconds", lag, "Seconds")
+    cursor = report.cursor
+    if cursor is not None and cursor.polled_ms:
+        metrics.record("TailPollAgeSeconds", max(0.0, now - cursor.polled_ms / 1000), "Seconds")
+    if cursor is not None and cursor.event_created_at:
+        metrics.record(
+            "TailCursorAgeSeconds", max(0.0, now - parse_time(cursor.event_created_at).timestamp()), "Seconds"
+        )
