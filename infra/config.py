@@ -135,6 +135,10 @@ class StackConfig(BaseModel):
     alarm_queue_age_seconds: int = Field(
         default=300, alias="alarmQueueAgeSeconds", ge=60, lt=EVENT_QUEUE.retention_seconds
     )
+    # The Events API tail: a stalled sync is silent, so its alarm watches poll age, not errors.
+    tail_enabled: bool = Field(default=True, alias="tailEnabled")
+    tail_bootstrap_hours: float = Field(default=24.0, alias="tailBootstrapHours", gt=0, le=24 * 30)
+    alarm_tail_poll_age_seconds: int = Field(default=300, alias="alarmTailPollAgeSeconds", ge=60, le=86_400)
     alarm_email: str | None = Field(default=None, alias="alarmEmail", pattern=_EMAIL)
     alarm_topic_arn: str | None = Field(default=None, alias="alarmTopicArn", pattern=_TOPIC_ARN)
     enable_tracing: bool = Field(default=False, alias="enableTracing")

@@ -94,7 +94,7 @@ def acknowledge_findings(stack: DirectorySyncStack) -> None:
         f"{STREAM_LIST_STREAMS} {XRAY_WRITE}" if tracing else STREAM_LIST_STREAMS,
     )
     if tracing:
-        for function in (stack.ingest, stack.apply, stack.reconcile):
+        for function in (stack.ingest, stack.apply, stack.reconcile, *([stack.tail] if stack.tail else [])):
             _acknowledge(function.role.node.find_child("DefaultPolicy"), "AwsSolutions-IAM5[Resource::*]", XRAY_WRITE)
     _acknowledge(_resource(stack.publish_dead_letter_queue), "AwsSolutions-SQS3", PUBLISH_DLQ_IS_A_DLQ)
 

@@ -44,6 +44,7 @@ from shared.resources import (
     MAX_WEBHOOK_BODY_BYTES,
     PUBLISH_FUNCTION,
     RECONCILE_FUNCTION,
+    TAIL_FUNCTION,
     WORK_DEAD_LETTER_QUEUE,
     WORK_QUEUE,
     Env,
@@ -64,6 +65,9 @@ DASHBOARD_URL_OUTPUT = "DashboardUrl"
 ALARM_TOPIC_ARN_OUTPUT = "AlarmTopicArn"
 
 APPLY_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:Query")
+# The tail reads and compare-and-sets its cursor and lease; Query lists the store's directories for a full reconcile.
+TAIL_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query")
+TAIL_SCHEDULE = Duration.minutes(1)
 RECONCILE_TABLE_ACTIONS = (
     "dynamodb:GetItem",
     "dynamodb:BatchGetItem",
@@ -178,6 +182,8 @@ class DirectorySyncStack(Stack):
         grant_send(self.work.queue, self.reconcile.role)
         self.secrets.workos_api_key.grant_read(self.reconcile.role)
 
+        self.tail = self._tail(table) if config.tail_enabled else None
+
         self.publish = self._function(
             "Publish", PUBLISH_FUNCTION, {Env.CHANGE_BUS_NAME: self.change_bus.bus.event_bus_name}
         )
@@ -222,6 +228,35 @@ class DirectorySyncStack(Stack):
         self._outputs()
         acknowledge_findings(self)
 
+    def _tail(self, table: Any) -> PipelineFunction:
+        """The Events API tail: one at a time (reserved concurrency 1, plus its lease), started every minute; a
+        start it cannot take (the previous one still polling) is dropped, not queued for hours of retries."""
+        tail = self._function(
+            "Tail",
+            TAIL_FUNCTION,
+            {
+                Env.TABLE_NAME: table.table_name,
+                Env.EVENT_QUEUE_URL: self.events.queue.queue_url,
+                Env.WORK_QUEUE_URL: self.work.queue.queue_url,
+                Env.WORKOS_API_KEY_SECRET_ID: self.secrets.workos_api_key.secret_arn,
+                Env.TAIL_BOOTSTRAP_HOURS: f"{self.config.tail_bootstrap_hours:g}",
+            },
+            reserved_concurrency=1,
+        )
+        tail.function.configure_async_invoke(max_event_age=Duration.seconds(60), retry_attempts=0)
+        self.tail_schedule = events.Rule(
+            self,
+            "TailSchedule",
+            description="Starts the Events API tail every minute (it polls for most of the minute)",
+            schedule=events.Schedule.rate(TAIL_SCHEDULE),
+            targets=[targets.LambdaFunction(tail.function, retry_attempts=0)],
+        )
+        grant_table_actions(table, self.directory.index_arns, self.key, tail.role, TAIL_TABLE_ACTIONS)
+        grant_send(self.events.queue, tail.role)
+        grant_send(self.work.queue, tail.role)
+        self.secrets.workos_api_key.grant_read(tail.role)
+        return tail
+
     def _monitoring(self) -> None:
         """Alarms (notifying the configured topic, if any) and the dashboard."""
         self.alarm_topic: AlarmTopic | None = None
@@ -248,6 +283,7 @@ class DirectorySyncStack(Stack):
             apply=self.apply,
             reconcile=self.reconcile,
             publish=self.publish,
+            tail=self.tail,
             event_queue=self.events.queue,
             dead_letter_queues=dead_letter_queues,
             api_stage=self.api.stage,
@@ -258,6 +294,7 @@ class DirectorySyncStack(Stack):
                 apply_duration=Duration.seconds(self.config.alarm_apply_duration_seconds),
                 queue_age=Duration.seconds(self.config.alarm_queue_age_seconds),
                 reconcile_interval=self.config.reconcile_interval,
+                tail_poll_age=Duration.seconds(self.config.alarm_tail_poll_age_seconds),
             ),
             alarm_topic=topic,
         )
@@ -268,6 +305,7 @@ class DirectorySyncStack(Stack):
             apply=self.apply,
             reconcile=self.reconcile,
             publish=self.publish,
+            tail=self.tail,
             event_queue=self.events.queue,
             work_queue=self.work.queue,
             dead_letter_queues=dead_letter_queues,
@@ -276,7 +314,9 @@ class DirectorySyncStack(Stack):
             alarms=list(self.monitoring.alarms.values()),
         )
 
-    def _function(self, id_: str, spec: FunctionSpec, environment: dict[str, str]) -> PipelineFunction:
+    def _function(
+        self, id_: str, spec: FunctionSpec, environment: dict[str, str], *, reserved_concurrency: int | None = None
+    ) -> PipelineFunction:
         return PipelineFunction(
             self,
             id_,
@@ -286,6 +326,7 @@ class DirectorySyncStack(Stack):
             log_retention=self.config.log_retention,
             metrics_namespace=self.config.metrics_namespace,
             tracing=self.config.enable_tracing,
+            reserved_concurrency=reserved_concurrency,
         )
 
     def _outputs(self) -> None:

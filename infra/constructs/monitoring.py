@@ -33,6 +33,10 @@ SIGNATURE_FAILURE_PERIOD = Duration.hours(1)
 GTE = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
 GT = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
 NOT_BREACHING = cloudwatch.TreatMissingData.NOT_BREACHING
+BREACHING = cloudwatch.TreatMissingData.BREACHING
+TAIL_POLL_AGE = Duration.minutes(5)
+# WorkOS keeps events ~30 days: warn well before the tail's cursor expires (it then recovers by time).
+TAIL_CURSOR_AGE = Duration.days(25)
 
 
 def alarm_name_prefix(scope: Construct) -> str:
@@ -49,6 +53,8 @@ class AlarmThresholds:
     apply_duration: Duration
     queue_age: Duration
     reconcile_interval: Duration
+    tail_poll_age: Duration = TAIL_POLL_AGE
+    tail_cursor_age: Duration = TAIL_CURSOR_AGE
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,7 @@ class PipelineMonitoring(Construct):
         apply: PipelineFunction,
         reconcile: PipelineFunction,
         publish: PipelineFunction,
+        tail: PipelineFunction | None,
         event_queue: sqs.IQueue,
         dead_letter_queues: Mapping[str, sqs.IQueue],
         api_stage: apigateway.Stage,
@@ -212,6 +219,9 @@ class PipelineMonitoring(Construct):
             runbook="Change events missing or late",
         )
 
+        if tail is not None:
+            self._tail_alarms(tail, thresholds)
+
         # --- Every function ---
         for function in (ingest, apply, reconcile, publish):
             name = function.spec.name.capitalize()
@@ -228,6 +238,52 @@ class PipelineMonitoring(Construct):
                 description=f"The {function.spec.name} function was throttled (account concurrency exhausted).",
             )
 
+    def _tail_alarms(self, tail: PipelineFunction, thresholds: AlarmThresholds) -> None:
+        metrics = self.metrics
+        poll_age = int(thresholds.tail_poll_age.to_seconds())
+        self._alarm(
+            "TailPollAge",
+            metrics.custom(tail, "TailPollAgeSeconds", statistic="Maximum", period=Duration.minutes(1)),
+            threshold=poll_age,
+            comparison=GT,
+            evaluation_periods=5,
+            missing=BREACHING,  # a tail that does not run reports nothing: that is the failure
+            description=f"The Events API tail has not read WorkOS successfully for more than {poll_age} s: lost "
+            "webhooks are not being repaired until the next reconcile.",
+            runbook="Tail poll age high",
+        )
+        cursor_days = int(thresholds.tail_cursor_age.to_days())
+        self._alarm(
+            "TailCursorAge",
+            metrics.custom(tail, "TailCursorAgeSeconds", statistic="Maximum", period=Duration.hours(1)),
+            threshold=int(thresholds.tail_cursor_age.to_seconds()),
+            comparison=GT,
+            description=f"The tail's cursor event is more than {cursor_days} days old, near WorkOS's ~30-day "
+            "event retention.",
+            runbook="Tail cursor refused or near retention",
+        )
+        self._alarm(
+            "TailCursorRefused",
+            metrics.custom(tail, "TailCursorRefused"),
+            threshold=1,
+            description="WorkOS refused the tail's cursor: it re-read by time and queued a full reconcile.",
+            runbook="Tail cursor refused or near retention",
+        )
+        self._alarm(
+            "TailAuthFailures",
+            metrics.custom(tail, "TailAuthFailures"),
+            threshold=1,
+            description="WorkOS rejected the API key the tail uses (401/403).",
+            runbook="Tail poll age high",
+        )
+        self._alarm(
+            "TailErrors",
+            tail.function.metric_errors(period=COUNT_PERIOD, statistic="Sum"),
+            threshold=1,
+            description="The tail function failed (unhandled error or timeout).",
+            runbook="Tail poll age high",
+        )
+
     def _alarm(
         self,
         id_: str,
@@ -238,6 +294,7 @@ class PipelineMonitoring(Construct):
         comparison: cloudwatch.ComparisonOperator = GTE,
         evaluation_periods: int = 1,
         runbook: str | None = None,
+        missing: cloudwatch.TreatMissingData = NOT_BREACHING,
     ) -> cloudwatch.Alarm:
         if runbook:
             description += f' Runbook (docs/runbook.md): "{runbook}".'
@@ -251,7 +308,7 @@ class PipelineMonitoring(Construct):
             comparison_operator=comparison,
             evaluation_periods=evaluation_periods,
             datapoints_to_alarm=evaluation_periods,
-            treat_missing_data=NOT_BREACHING,
+            treat_missing_data=missing,
         )
         if self._action is not None:
             alarm.add_alarm_action(self._action)

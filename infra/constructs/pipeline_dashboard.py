@@ -42,6 +42,7 @@ class PipelineDashboard(Construct):
         apply: PipelineFunction,
         reconcile: PipelineFunction,
         publish: PipelineFunction,
+        tail: PipelineFunction | None,
         event_queue: sqs.IQueue,
         work_queue: sqs.IQueue,
         dead_letter_queues: Mapping[str, sqs.IQueue],
@@ -239,6 +240,9 @@ class PipelineDashboard(Construct):
             ),
         )
 
+        if tail is not None:
+            self._tail(tail, m)
+
         self.dashboard.add_widgets(_heading("Changes"))
         self.dashboard.add_widgets(
             _graph(
@@ -253,4 +257,42 @@ class PipelineDashboard(Construct):
                 "Publish batch duration (ms)",
                 [m.custom(publish, "BatchDuration", statistic=stat, label=stat) for stat in ("p50", "p99", "Maximum")],
             ),
+        )
+
+    def _tail(self, tail: PipelineFunction, m: PipelineMetrics) -> None:
+        """The Events API tail: is it reading (poll age), keeping up (lag), and what it found."""
+        minute = Duration.minutes(1)
+        self.dashboard.add_widgets(_heading("Events API tail"))
+        self.dashboard.add_widgets(
+            _graph(
+                "Poll age and lag (s)",
+                [
+                    m.custom(tail, "TailPollAgeSeconds", statistic="Maximum", period=minute, label="Poll age"),
+                    m.custom(tail, "TailLagSeconds", statistic="p95", period=minute, label="Lag p95"),
+                    m.custom(tail, "TailLagSeconds", statistic="Maximum", period=minute, label="Lag max"),
+                ],
+                width=6,
+            ),
+            _graph(
+                "Events",
+                [
+                    m.custom(tail, "TailEventsRead", label="Read"),
+                    m.custom(tail, "TailEventsEnqueued", label="Enqueued"),
+                    m.custom(tail, "TailPolls", label="Requests"),
+                    m.custom(tail, "TailFullPages", label="Full pages"),
+                ],
+                width=6,
+            ),
+            _graph(
+                "Problems",
+                [
+                    m.custom(tail, "TailRateLimited", label="429"),
+                    m.custom(tail, "TailUnavailable", label="5xx / unreachable"),
+                    m.custom(tail, "TailAuthFailures", label="API key rejected"),
+                    m.custom(tail, "TailEnqueueFailures", label="SQS refused"),
+                    m.custom(tail, "TailCursorRefused", label="Cursor refused"),
+                ],
+                width=6,
+            ),
+            _graph("Runs by status", [m.by_dimension(tail, "TailRuns", "Status")], width=6),
         )

@@ -39,6 +39,7 @@ class PipelineFunction(Construct):
         log_retention: logs.RetentionDays,
         metrics_namespace: str,
         tracing: bool = False,
+        reserved_concurrency: int | None = None,
     ) -> None:
         super().__init__(scope, id_)
         self.spec = spec
@@ -65,6 +66,7 @@ class PipelineFunction(Construct):
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,
             tracing=lambda_.Tracing.ACTIVE if tracing else None,
+            reserved_concurrent_executions=reserved_concurrency,
             environment={
                 **environment,
                 "POWERTOOLS_SERVICE_NAME": self.service_name,

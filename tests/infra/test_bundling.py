@@ -17,6 +17,7 @@ from shared.resources import (
     INGEST_FUNCTION,
     LAMBDA_PIP_PLATFORMS,
     LAMBDA_PYTHON_VERSION,
+    PUBLISH_FUNCTION,
     RECONCILE_FUNCTION,
     FunctionSpec,
 )
@@ -127,4 +128,4 @@ def test_missing_handler_module_fails_clearly(tmp_path: Path) -> None:
     project = copy_project(tmp_path)
     (project / "functions" / "publish" / "handler.py").unlink()
     with pytest.raises(BundlingError, match="handler module"):
-        asset_hash(FUNCTIONS[-1], project)
+        asset_hash(PUBLISH_FUNCTION, project)

@@ -158,14 +158,18 @@ def test_invalid_context_fails_the_build() -> None:
 
 def test_default_schedule(template: Template) -> None:
     rules = resources(template, "AWS::Events::Rule")
-    assert [rule["Properties"]["ScheduleExpression"] for rule in rules.values()] == ["rate(1 hour)"]
+    # The hourly reconcile, and the Events API tail started every minute.
+    assert sorted(rule["Properties"]["ScheduleExpression"] for rule in rules.values()) == [
+        "rate(1 hour)",
+        "rate(1 minute)",
+    ]
 
 
 def test_custom_context_reaches_the_template(custom_stack: DirectorySyncStack, custom_template: Template) -> None:
     assert custom_stack.stack_name == "DsyncStaging"
     rules = resources(custom_template, "AWS::Events::Rule")
-    assert [rule["Properties"]["ScheduleExpression"] for rule in rules.values()] == ["rate(15 minutes)"]
-    (rule,) = rules.values()
+    (rule,) = [r for r in rules.values() if r["Properties"]["ScheduleExpression"] != "rate(1 minute)"]
+    assert rule["Properties"]["ScheduleExpression"] == "rate(15 minutes)"
     assert rule["Properties"]["Targets"][0]["Arn"] == get_att_arn(custom_stack.reconcile.function)
     assert "Input" not in rule["Properties"]["Targets"][0]  # the default scheduled event is passed on
     for log_group in resources(custom_template, "AWS::Logs::LogGroup").values():
@@ -182,3 +186,20 @@ def test_custom_context_reaches_the_template(custom_stack: DirectorySyncStack, c
 def test_tombstones_shorter_than_retries_plus_dlq_retention_are_refused() -> None:
     with pytest.raises(ConfigError, match="tombstoneTtlDays"):
         StackConfig.from_mapping({"tombstoneTtlDays": 7})
+
+
+def test_tail_enabled_false_leaves_the_events_api_tail_out() -> None:
+    stack = build_stack({"tailEnabled": False})
+    template = Template.from_stack(stack)
+    assert stack.tail is None
+    assert [r["Properties"]["ScheduleExpression"] for r in resources(template, "AWS::Events::Rule").values()] == [
+        "rate(1 hour)"
+    ]
+    assert not any("Tail" in alarm_id for alarm_id in stack.monitoring.alarms)
+
+
+def test_tail_bootstrap_hours_reaches_the_function() -> None:
+    stack = build_stack({"tailBootstrapHours": 6})
+    assert stack.tail is not None
+    variables = props(Template.from_stack(stack), stack.tail.function)["Environment"]["Variables"]
+    assert variables["TAIL_BOOTSTRAP_HOURS"] == "6"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from aws_cdk.assertions import Template
 
@@ -25,11 +27,19 @@ EXPECTED_ENVIRONMENT = {
     "apply": {Env.TABLE_NAME, Env.DEAD_LETTER_QUEUE_URL, Env.WORK_QUEUE_URL, Env.TOMBSTONE_TTL_DAYS},
     "reconcile": {Env.TABLE_NAME, Env.WORK_QUEUE_URL, Env.WORKOS_API_KEY_SECRET_ID},
     "publish": {Env.CHANGE_BUS_NAME},
+    "tail": {
+        Env.TABLE_NAME,
+        Env.EVENT_QUEUE_URL,
+        Env.WORK_QUEUE_URL,
+        Env.WORKOS_API_KEY_SECRET_ID,
+        Env.TAIL_BOOTSTRAP_HOURS,
+    },
 }
 
 
 def functions(stack: DirectorySyncStack) -> dict[str, PipelineFunction]:
-    return {fn.spec.name: fn for fn in (stack.ingest, stack.apply, stack.reconcile, stack.publish)}
+    every = (stack.ingest, stack.apply, stack.reconcile, stack.publish, stack.tail)
+    return {fn.spec.name: fn for fn in every if fn is not None}
 
 
 def test_one_function_per_spec(stack: DirectorySyncStack, template: Template) -> None:
@@ -100,3 +110,15 @@ def test_change_bus_archives_published_events_for_thirty_days(stack: DirectorySy
             "EventPattern": {"source": [CHANGE_EVENT_SOURCE]},
         },
     )
+
+
+def test_one_tail_at_a_time_and_a_start_it_cannot_take_is_dropped(
+    stack: DirectorySyncStack, template: Template
+) -> None:
+    assert stack.tail is not None
+    assert props(template, stack.tail.function)["ReservedConcurrentExecutions"] == 1
+    (invoke_config,) = resources(template, "AWS::Lambda::EventInvokeConfig").values()
+    assert invoke_config["Properties"]["MaximumEventAgeInSeconds"] == 60
+    assert invoke_config["Properties"]["MaximumRetryAttempts"] == 0
+    (rule,) = [r for r in resources(template, "AWS::Events::Rule").values() if "Tail" in json.dumps(r)]
+    assert rule["Properties"]["ScheduleExpression"] == "rate(1 minute)"

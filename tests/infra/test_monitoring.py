@@ -42,6 +42,29 @@ EMITTED: dict[str, set[str]] = {
         "InvocationDuration",
     },
     "dsync-publish": {"ChangeEventsPublished", "ChangeEventsFailed", "StreamRecordsFailed", "BatchDuration"},
+    "dsync-tail": {
+        "TailPolls",
+        "TailEventsRead",
+        "TailEventsEnqueued",
+        "TailFullPages",
+        "TailRateLimited",
+        "TailUnavailable",
+        "TailEnqueueFailures",
+        "TailCursorRefused",
+        "TailAuthFailures",
+        "TailLagSeconds",
+        "TailPollAgeSeconds",
+        "TailCursorAgeSeconds",
+        "TailNotConfigured",
+    },
+}
+# Where each function's metrics are recorded: its handler, and the report module it hands its results to.
+METRIC_SOURCES: dict[str, tuple[str, ...]] = {
+    "dsync-ingest": ("functions/ingest/handler.py",),
+    "dsync-apply": ("functions/apply/handler.py",),
+    "dsync-reconcile": ("functions/reconcile/handler.py", "shared/reconcile_report.py"),
+    "dsync-publish": ("functions/publish/handler.py",),
+    "dsync-tail": ("functions/tail/handler.py", "shared/tail_report.py"),
 }
 # ... and those also (or only) emitted with one extra dimension.
 EXTRA_DIMENSION: dict[tuple[str, str], str] = {
@@ -55,6 +78,7 @@ EXTRA_DIMENSION: dict[tuple[str, str], str] = {
     ("dsync-reconcile", "ReconcileRepairs"): "Kind",
     ("dsync-publish", "ChangeEventsPublished"): "DetailType",
     ("dsync-publish", "ChangeEventsFailed"): "DetailType",
+    ("dsync-tail", "TailRuns"): "Status",
 }
 
 GTE = "GreaterThanOrEqualToThreshold"
@@ -140,7 +164,14 @@ EXPECTED_ALARMS: dict[str, tuple[str, str, Any, str, int, str, float, int]] = {
         for name in ("ingest", "apply", "reconcile", "publish")
         for metric in ("Errors", "Throttles")
     },
+    # The tail: poll age over 5 minutes (missing data breaches: a tail that does not run reports nothing).
+    "TailPollAge": (CUSTOM, "TailPollAgeSeconds", service("tail"), "Maximum", 60, GT, 300, 5),
+    "TailCursorAge": (CUSTOM, "TailCursorAgeSeconds", service("tail"), "Maximum", 3600, GT, 25 * 86_400, 1),
+    "TailCursorRefused": (CUSTOM, "TailCursorRefused", service("tail"), "Sum", 300, GTE, 1, 1),
+    "TailAuthFailures": (CUSTOM, "TailAuthFailures", service("tail"), "Sum", 300, GTE, 1, 1),
+    "TailErrors": ("AWS/Lambda", "Errors", function_dims("tail"), "Sum", 300, GTE, 1, 1),
 }
+BREACHING_WHEN_MISSING = {"TailPollAge"}
 
 
 def alarm_props(stack: DirectorySyncStack, template: Template, alarm_id: str) -> dict[str, Any]:
@@ -165,7 +196,8 @@ def test_alarm_metric_and_threshold(stack: DirectorySyncStack, template: Templat
     assert alarm["Threshold"] == threshold
     assert alarm["EvaluationPeriods"] == periods
     assert alarm["DatapointsToAlarm"] == periods  # "for N of N periods", "twice in a row"
-    assert alarm["TreatMissingData"] == "notBreaching"  # the functions emit nothing when nothing happens
+    # The functions emit nothing when nothing happens; the tail's poll age is missing exactly when it is stalled.
+    assert alarm["TreatMissingData"] == ("breaching" if alarm_id in BREACHING_WHEN_MISSING else "notBreaching")
     assert alarm["AlarmName"] == f"{stack.stack_name}-{alarm_id}"
     assert len(alarm["AlarmDescription"]) > 40
 
@@ -176,7 +208,7 @@ def test_custom_metric_alarms_watch_metrics_the_functions_emit(stack: DirectoryS
         for alarm in resources(template, "AWS::CloudWatch::Alarm").values()
         if alarm["Properties"]["Namespace"] == DEFAULT_METRICS_NAMESPACE
     ]
-    assert len(custom) == 5
+    assert len(custom) == 9
     for alarm in custom:
         ((dimension,),) = [alarm["Dimensions"]]
         assert dimension["Name"] == "service"
@@ -186,9 +218,9 @@ def test_custom_metric_alarms_watch_metrics_the_functions_emit(stack: DirectoryS
 def handler_metric_names() -> dict[str, set[str]]:
     """Metric names each handler passes to metrics.count/record, read from the source."""
     names: dict[str, set[str]] = {}
-    for name in ("ingest", "apply", "reconcile", "publish"):
-        source = Path(PROJECT_ROOT, "functions", name, "handler.py").read_text()
-        names[f"dsync-{name}"] = set(re.findall(r"metrics\.(?:count|record)\(\s*\"(\w+)\"", source))
+    for service_name, paths in METRIC_SOURCES.items():
+        source = "".join(Path(PROJECT_ROOT, path).read_text() for path in paths)
+        names[service_name] = set(re.findall(r"metrics\.(?:count|record)\(\s*\"(\w+)\"", source))
     return names
 
 
@@ -305,7 +337,7 @@ def test_metrics_namespace_reaches_functions_alarms_and_dashboard(
         for alarm in resources(alternative_template, "AWS::CloudWatch::Alarm").values()
         if not alarm["Properties"]["Namespace"].startswith("AWS/")
     ]
-    assert custom == [namespace] * 5
+    assert custom == [namespace] * 9
     body, _ = dashboard_body(alternative_template)
     assert DEFAULT_METRICS_NAMESPACE not in json.dumps(body).replace(namespace, "")
 
@@ -457,4 +489,4 @@ def test_alarm_descriptions_point_to_runbook_sections(stack: DirectorySyncStack,
         if match:
             referenced += 1
             assert any(heading.startswith(match[1]) for heading in headings), match[1]
-    assert referenced == 11  # all but the per-function Errors/Throttles alarms
+    assert referenced == 16  # all but the per-function Errors/Throttles alarms

@@ -28,10 +28,10 @@ EXPECTED_ACKNOWLEDGMENTS = {
     "AwsSolutions-COG4": 1,
     API_GATEWAY_LOGGING_ROLE: 1,
 }
-# Everything on: the web ACL satisfies APIG3; X-Ray adds Resource "*" to the other three function policies.
+# Everything on: the web ACL satisfies APIG3; X-Ray adds Resource "*" to the other four function policies.
 FULL_ACKNOWLEDGMENTS = {
     key: value for key, value in EXPECTED_ACKNOWLEDGMENTS.items() if key != "AwsSolutions-APIG3"
-} | {"AwsSolutions-IAM5[Resource::*]": 4}
+} | {"AwsSolutions-IAM5[Resource::*]": 5}
 # WAF on, tracing off, no API Gateway account logging role.
 ALTERNATIVE_ACKNOWLEDGMENTS = {
     key: value
@@ -96,7 +96,7 @@ def test_xray_wildcard_is_acknowledged_on_each_function_policy_only_with_tracing
         for construct, finding, reason in acknowledgments(full_stack)
         if finding == "AwsSolutions-IAM5[Resource::*]"
     }
-    assert sorted(policies) == ["Apply", "Ingest", "Publish", "Reconcile"]
+    assert sorted(policies) == ["Apply", "Ingest", "Publish", "Reconcile", "Tail"]
     for reason in policies.values():
         assert "xray:PutTraceSegments" in reason
     assert "dynamodb:ListStreams" in policies["Publish"]

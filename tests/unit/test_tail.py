@@ -35,7 +35,7 @@ class World:
         self.table = FakeItemTable()
         self.queue = FakeBatchQueue()
         self.reconciles = FakeReconciles()
-        self.config = replace(TailConfig(reserve_seconds=0.0), **config)
+        self.config = replace(TailConfig(reserve_seconds=0.0), **config)  # type: ignore[arg-type]
 
     def tail(self, *, seconds: float = 20.0, cursors: CursorStore | None = None) -> EventsTail:
         """A tail whose one invocation polls for `seconds` of the manual clock."""
