@@ -125,6 +125,8 @@ def cmd_local(args: argparse.Namespace) -> int:
         workos_api_key=args.workos_api_key,
         workos_base_url=args.workos_base_url,
         reconcile_every_seconds=args.reconcile_every,
+        tail_every_seconds=args.tail_every,
+        tail_bootstrap_hours=args.tail_bootstrap_hours,
     )
     return run_local_stack(options)
 
@@ -209,6 +211,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="seconds between scheduled reconciles; 0 = off (default: %(default)s)",
+    )
+    local.add_argument(
+        "--tail-every",
+        type=float,
+        default=2.0,
+        help="Events API tail: seconds between polls while idle (at most 5 is sensible); 0 = no tail "
+        "(default: %(default)s; the tail runs whenever a WorkOS API key is given)",
+    )
+    local.add_argument(
+        "--tail-bootstrap-hours",
+        type=float,
+        default=24.0,
+        help="how far back a tail with no cursor starts reading (default: %(default)s)",
     )
     local.set_defaults(func=cmd_local)
 

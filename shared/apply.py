@@ -294,6 +294,7 @@ class Applier:
             return outcomes
         keys = {record.key for plan in plans for record in plan.records}
         keys |= {records.directory_key(plan.event.directory_id) for plan in plans}
+        keys |= {records.applied_key(plan.event.directory_id) for plan in plans}
         try:
             stored = self.store.get_versions(keys)
         except (TransientStoreError, PermanentStoreError) as error:
@@ -306,8 +307,27 @@ class Applier:
             written = self._write_all(batch, outcomes, pool)
             self._submit_jobs(batch, written, outcomes)
             self._run_cascades(batch, outcomes, pool, deadline)
+            progress = [
+                outcome
+                for outcome in _newest_per_directory(outcomes.values())
+                if _newer_than(stored.get(records.applied_key(str(outcome.directory_id))), outcome)
+                and not _directory_gone(str(outcome.directory_id), stored, batch)
+            ]
+            list(pool.map(self._record_progress, progress))
         self._forward_refused(plans, outcomes)
         return outcomes
+
+    def _record_progress(self, outcome: MessageOutcome) -> None:
+        """Best effort: a failed progress write only makes `dsync status` look a batch behind."""
+        assert outcome.directory_id and outcome.event_id and outcome.event_type and outcome.created_at
+        record = records.applied_record(
+            outcome.directory_id,
+            event_id=outcome.event_id,
+            event_type=outcome.event_type,
+            created_at=outcome.created_at,
+            at_ms=int(self.clock() * 1000),
+        )
+        self._write(record)
 
     def _plan_all(self, messages: Sequence[InboundMessage]) -> tuple[dict[str, MessageOutcome], list[EventPlan]]:
         outcomes: dict[str, MessageOutcome] = {}
@@ -470,6 +490,30 @@ def _outcome(event: DsyncEvent, status: Status) -> MessageOutcome:
 
 
 _SEVERITY = {Status.APPLIED: 0, Status.NOOP: 0, Status.IGNORED: 0, Status.FORWARDED: 1, Status.RETRY: 2}
+
+
+def _directory_gone(directory_id: str, stored: Mapping[ItemKey, StoredVersion], batch: BatchPlan) -> bool:
+    """A deleted directory's partition is being purged: nothing new may appear in it."""
+    directory = stored.get(records.directory_key(directory_id))
+    return directory_id in batch.purges or (directory is not None and directory.deleted)
+
+
+def _newer_than(stored: StoredVersion | None, outcome: MessageOutcome) -> bool:
+    assert outcome.created_at is not None
+    return stored is None or stored.vkey < records.live_version(outcome.created_at)
+
+
+def _newest_per_directory(outcomes: Iterable[MessageOutcome]) -> list[MessageOutcome]:
+    newest: dict[str, MessageOutcome] = {}
+    for outcome in outcomes:
+        if outcome.status not in (Status.APPLIED, Status.NOOP) or outcome.created_at is None:
+            continue
+        if not (outcome.directory_id and outcome.event_id and outcome.event_type):
+            continue
+        current = newest.get(outcome.directory_id)
+        if current is None or (current.created_at is not None and outcome.created_at > current.created_at):
+            newest[outcome.directory_id] = outcome
+    return list(newest.values())
 
 
 def _fail(outcome: MessageOutcome, status: Status, reason: str | None) -> None:

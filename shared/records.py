@@ -87,6 +87,21 @@ def directory_key(directory_id: str) -> ItemKey:
     return ItemKey(schema.directory_pk(directory_id), schema.DIRECTORY_SK)
 
 
+def applied_key(directory_id: str) -> ItemKey:
+    return ItemKey(schema.directory_pk(directory_id), schema.APPLIED_SK)
+
+
+def applied_record(directory_id: str, *, event_id: str, event_type: str, created_at: datetime, at_ms: int) -> Record:
+    """The newest event apply has processed for a directory (for `dsync status`), versioned by its time: the same
+    max-register as everything else, so a late old event never makes the directory look behind."""
+    return Record(
+        key=applied_key(directory_id),
+        vkey=live_version(created_at),
+        deleted=False,
+        attributes={"event_id": event_id, "event_type": event_type, "created_at": iso(created_at), "at_ms": at_ms},
+    )
+
+
 def user_key(directory_id: str, user_id: str) -> ItemKey:
     return ItemKey(schema.directory_pk(directory_id), schema.user_sk(user_id))
 

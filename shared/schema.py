@@ -10,6 +10,8 @@ queries on one key. Item kinds and their keys:
 | group       | DIR#<dir>    | GROUP#<group>         |                                                     |
 | membership  | DIR#<dir>    | MEMBER#<group>#<user> | memberships_by_user: member_key="<dir>#<user>"      |
 | reconcile   | DIR#<dir>    | ~RECONCILE#...        | (lease, checkpoint and seen-id chunks of a run)     |
+| applied     | DIR#<dir>    | ~APPLIED              | (newest event apply processed: a max-register)      |
+| tail        | ~TAIL#events | #CURSOR, #LEASE       | (the Events API tail's cursor and lease)            |
 
 Index keys are only present on live items, so tombstones never show up in index queries.
 """
@@ -30,6 +32,7 @@ USER_PREFIX = "USER#"
 GROUP_PREFIX = "GROUP#"
 MEMBER_PREFIX = "MEMBER#"
 RECONCILE_PREFIX = "~RECONCILE#"
+APPLIED_SK = "~APPLIED"
 DIRECTORY_INDEX_VALUE = "DIRECTORY"
 
 KeyType = Literal["S", "N", "B"]

@@ -196,7 +196,7 @@ class EventsTail:
             report.status = TailStatus.BUSY
             return report
         try:
-            _Polling(self, report, deadline=self.monotonic() + window).run()
+            _Polling(self, report, deadline=self.monotonic() + window, remaining=remaining_seconds).run()
         finally:
             self._lease.release()
         return report
@@ -240,11 +240,14 @@ class EventsTail:
 class _Polling:
     """The loop of one invocation: where it reads from, and the cursor it last saw in the table."""
 
-    def __init__(self, tail: EventsTail, report: TailReport, *, deadline: float) -> None:
+    def __init__(
+        self, tail: EventsTail, report: TailReport, *, deadline: float, remaining: Callable[[], float]
+    ) -> None:
         self.tail = tail
         self.config = tail.config
         self.report = report
         self.deadline = deadline
+        self.remaining = remaining
         self.cursor = tail.cursors.load()
         self.range_start: str | None = None
         now = datetime.fromtimestamp(tail.now(), UTC)
@@ -255,11 +258,18 @@ class _Polling:
         self.last_heartbeat = 0.0
 
     def run(self) -> None:
-        while self.tail.monotonic() < self.deadline and self.report.status is TailStatus.OK:
+        while self.polling():
             full = self.poll_once()
-            if not full and self.report.status is TailStatus.OK:
+            if not full and self.polling():
                 self.tail.pause(max(0.0, min(self.config.idle_poll_seconds, self.deadline - self.tail.monotonic())))
         self.report.cursor = self.cursor
+
+    def polling(self) -> bool:
+        return (
+            self.tail.monotonic() < self.deadline
+            and self.remaining() > self.config.reserve_seconds
+            and self.report.status is TailStatus.OK
+        )
 
     def poll_once(self) -> bool:
         """One read, its enqueue and the cursor move; True to read again at once (a full page, or after a backoff)."""

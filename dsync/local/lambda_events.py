@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -75,7 +75,14 @@ def api_gateway_event(
 class LocalContext:
     """The Lambda context a local invocation gets: a request id and a deadline from the function's timeout."""
 
-    def __init__(self, *, function_name: str, timeout_seconds: float, memory_mb: int = 512) -> None:
+    def __init__(
+        self,
+        *,
+        function_name: str,
+        timeout_seconds: float,
+        memory_mb: int = 512,
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.function_name = function_name
         self.function_version = "$LATEST"
         self.memory_limit_in_mb = memory_mb
@@ -84,8 +91,12 @@ class LocalContext:
         self.log_group_name = f"/aws/lambda/{function_name}"
         self.log_stream_name = "local"
         self._deadline = time.monotonic() + timeout_seconds
+        self._cancelled = cancelled
 
     def get_remaining_time_in_millis(self) -> int:
+        """Time left before the timeout; none once `cancelled` says so (the local stack is stopping)."""
+        if self._cancelled():
+            return 0
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
     def as_lambda_context(self) -> LambdaContext:

@@ -203,6 +203,41 @@ class Scheduler(_Loop):
         return True
 
 
+class TailPoller(_Loop):
+    """The tail's every-minute schedule, back to back: each invocation polls for its window (`TAIL_RUN_SECONDS`),
+    then the next one starts. After an invocation that did not poll (busy, not configured, key rejected) it waits
+    `retry_seconds`, as the next minute's start would, instead of spinning."""
+
+    def __init__(self, *, handler: Handler, function: FunctionSpec, retry_seconds: float = 5.0) -> None:
+        super().__init__("tail")
+        self._handler = handler
+        self._function = function
+        self._retry_seconds = retry_seconds
+        self._lock = threading.Lock()
+        self.totals: dict[str, int] = {}
+        self.invocations = 0
+
+    def poll_once(self) -> bool:
+        context = LocalContext(
+            function_name=f"dsync-{self._function.name}",
+            timeout_seconds=self._function.timeout_seconds,
+            cancelled=self._stop.is_set,
+        )
+        result = self._handler({"source": "aws.events", "detail-type": "Scheduled Event"}, context.as_lambda_context())
+        with self._lock:
+            self.invocations += 1
+            for name, value in (result or {}).items():
+                if isinstance(value, int) and not isinstance(value, bool):
+                    self.totals[name] = self.totals.get(name, 0) + value
+        if (result or {}).get("status") != "ok":
+            self._stop.wait(self._retry_seconds)
+        return True
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.totals)
+
+
 class ChangeTap(_Loop):
     """A local subscriber on the change bus (a rule → queue): counts and logs every change event published."""
 

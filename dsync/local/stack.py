@@ -4,7 +4,8 @@
 - `provision` creates what the CDK stack defines, from the same definitions (`shared.resources`, `shared.schema`);
 - a local gateway turns HTTP requests into API Gateway proxy events for the ingest handler (`webhook url:`);
 - pollers feed the apply, reconcile and publish handlers the way Lambda's event source mappings do;
-- a scheduler plays the EventBridge rule that starts reconciles (`--reconcile-every`), when WorkOS is configured.
+- a scheduler plays the EventBridge rule that starts reconciles (`--reconcile-every`), when WorkOS is configured;
+- the Events API tail runs whenever WorkOS is configured, polling every `--tail-every` seconds while idle.
 
 Handlers read their configuration from the environment exactly as in Lambda, so the stack sets `AWS_ENDPOINT_URL`
 and the functions' variables in this process; run one local stack per process.
@@ -28,7 +29,7 @@ from dsync.local import logs
 from dsync.local.gateway import LocalGateway
 from dsync.local.lambda_events import LocalContext
 from dsync.local.moto_process import MotoServerProcess
-from dsync.local.pollers import ChangeTap, Scheduler, SqsPoller, StreamPoller
+from dsync.local.pollers import ChangeTap, Scheduler, SqsPoller, StreamPoller, TailPoller
 from dsync.local.provision import LocalResources, provision
 from shared.resources import (
     APPLY_FUNCTION,
@@ -36,6 +37,7 @@ from shared.resources import (
     LOCAL_NAMES,
     PUBLISH_FUNCTION,
     RECONCILE_FUNCTION,
+    TAIL_FUNCTION,
     Env,
 )
 
@@ -59,6 +61,11 @@ class LocalStackOptions:
     clock_skew_allowance_seconds: int | None = None
     apply_workers: int = 2
     readable_logs: bool = True
+    # The Events API tail: its idle poll interval (0 = no tail), whether it starts with the stack, and how far back
+    # a tail with no cursor starts reading.
+    tail_every_seconds: float = 2.0
+    tail_autostart: bool = True
+    tail_bootstrap_hours: float = 24.0
 
 
 class LocalStack:
@@ -70,6 +77,7 @@ class LocalStack:
         self.resources: LocalResources | None = None
         self.aws_endpoint = ""
         self.changes: ChangeTap | None = None
+        self.tail: TailPoller | None = None
 
     @property
     def webhook_url(self) -> str:
@@ -132,7 +140,22 @@ class LocalStack:
             )
         for loop in self._loops:
             loop.start()
+        if self.tail_configured:
+            self.tail = TailPoller(handler=handlers["tail"], function=TAIL_FUNCTION)
+            if self.options.tail_autostart:
+                self.start_tail()
         return self
+
+    @property
+    def tail_configured(self) -> bool:
+        return self.reconcile_configured and self.options.tail_every_seconds > 0
+
+    def start_tail(self) -> None:
+        """Start the Events API tail (once); the demo starts it on cue, everyone else with the stack."""
+        assert self.tail is not None, "the tail needs a WorkOS API key and --tail-every > 0"
+        if self.tail not in self._loops:
+            self._loops.insert(0, self.tail)  # stopped first: it feeds the queue the other loops drain
+            self.tail.start()
 
     @property
     def reconcile_configured(self) -> bool:
@@ -179,6 +202,10 @@ class LocalStack:
             os.environ[Env.WORKOS_BASE_URL] = self.options.workos_base_url
         else:
             os.environ.pop(Env.WORKOS_BASE_URL, None)
+        os.environ[Env.TAIL_IDLE_POLL_SECONDS] = str(self.options.tail_every_seconds or 2.0)
+        os.environ[Env.TAIL_BOOTSTRAP_HOURS] = str(self.options.tail_bootstrap_hours)
+        # Short invocations so that a stop is quick; the schedule restarts the next one at once (see TailPoller).
+        os.environ[Env.TAIL_RUN_SECONDS] = "20"
         if self.options.clock_skew_allowance_seconds is not None:
             os.environ["CLOCK_SKEW_ALLOWANCE_SECONDS"] = str(self.options.clock_skew_allowance_seconds)
 
@@ -207,8 +234,9 @@ def _load_handlers(*, readable: bool) -> dict[str, Callable[[dict[str, Any], Any
     from functions.ingest import handler as ingest
     from functions.publish import handler as publish
     from functions.reconcile import handler as reconcile
+    from functions.tail import handler as tail
 
-    for module in (apply, ingest, publish, reconcile):
+    for module in (apply, ingest, publish, reconcile, tail):
         cache_clear = getattr(getattr(module, "dependencies", None), "cache_clear", None)
         if cache_clear:
             cache_clear()
@@ -219,6 +247,7 @@ def _load_handlers(*, readable: bool) -> dict[str, Callable[[dict[str, Any], Any
         "apply": apply.handler,
         "publish": publish.handler,
         "reconcile": reconcile.handler,
+        "tail": tail.handler,
     }
 
 
@@ -241,6 +270,10 @@ def run_local_stack(options: LocalStackOptions) -> int:
         print(f"aws endpoint: {stack.aws_endpoint}", flush=True)
         if options.reconcile_every_seconds > 0 and not stack.reconcile_configured:
             print("reconcile: off (no --workos-api-key / WORKOS_API_KEY)", flush=True)
+        if stack.tail_configured:
+            print(f"events api tail: polling every {options.tail_every_seconds:g}s while idle", flush=True)
+        else:
+            print("events api tail: off (no --workos-api-key, or --tail-every 0)", flush=True)
         while not stopping.wait(0.5):
             pass
         print("stopping...", flush=True)

@@ -94,7 +94,9 @@ def test_same_batch_keeps_the_newest_version(h: Harness) -> None:
         ev.event("dsync.user.updated", ev.user(updated=10, first_name="Middle"), created=10),
     )
     assert h.state()["users"][0]["first_name"] == "Newest"
-    assert h.store.calls["put_if_newer"] == 2  # the user once, plus the directory stub
+    # The user once, the directory stub, and the directory's progress (the newest event processed).
+    assert h.store.calls["put_if_newer"] == 3
+    assert h.item(records.applied_key(ev.DIRECTORY))["created_at"] == ev.event("x", {}, created=20)["created_at"]
     assert [o.status for o in outcomes].count(Status.APPLIED) >= 1
 
 
@@ -339,3 +341,15 @@ def test_previous_attributes_are_not_stored(h: Harness) -> None:
     h.apply(ev.event("dsync.user.updated", ev.user(previous_attributes={"first_name": "Old"}), created=0))
     item = h.item(records.user_key(ev.DIRECTORY, "directory_user_1"))
     assert item is not None and "previous_attributes" not in json.loads(item["data"])
+
+
+def test_each_batch_records_the_newest_event_processed_per_directory_and_never_goes_back(h: Harness) -> None:
+    h.apply(
+        ev.event("dsync.user.created", ev.user(), created=5), ev.event("dsync.group.created", ev.group(), created=7)
+    )
+    progress = h.item(records.applied_key(ev.DIRECTORY))
+    assert progress is not None and progress["event_type"] == "dsync.group.created"
+    puts = h.store.calls["put_if_newer"]
+    h.apply(ev.event("dsync.user.created", ev.user(), created=5))  # a late duplicate: no write at all
+    assert h.store.calls["put_if_newer"] == puts
+    assert h.item(records.applied_key(ev.DIRECTORY)) == progress

@@ -30,6 +30,7 @@ from shared.adapters.workos_api import (
     WorkOSAuthError,
     WorkOSDirectoryApi,
     WorkOSError,
+    WorkOSInvalidRequestError,
     WorkOSNotFoundError,
     WorkOSRateLimitedError,
     WorkOSUnavailableError,
@@ -515,11 +516,11 @@ def test_a_listing_that_404s_raises(clock: FakeClock) -> None:
     assert raised.value.status == 404
 
 
-def test_other_client_errors_become_workos_error(clock: FakeClock) -> None:
+def test_refused_parameters_become_invalid_request_errors(clock: FakeClock) -> None:
     transport = ScriptedTransport(json_response(422, {"message": "Validation failed", "code": "invalid"}))
     with make_api(clock, transport.transport) as api, pytest.raises(WorkOSError, match="Validation failed") as raised:
         list(api.iter_users("directory_01", after="not-an-id"))
-    assert type(raised.value) is WorkOSError
+    assert type(raised.value) is WorkOSInvalidRequestError  # a WorkOSError: the tail reads it as a refused cursor
     assert raised.value.status == 422
 
 
