@@ -3,7 +3,7 @@
     dsync local                 run the whole pipeline on this machine (moto + the same handlers)
     dsync demo                  start the local stack and the fake WorkOS and play a story end to end
     dsync send-test-event       sign and POST a realistic event to a webhook URL
-    dsync status | export | reconcile | redrive
+    dsync status | export | reconcile | replay | redrive
                                 operate the local stack (--aws-endpoint) or a deployed stack (--stack)
 
 Exit codes: 0 success, 1 the operation failed (the message says why), 2 bad usage.
@@ -109,6 +109,39 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from dsync.replay_command import run_replay
+
+    report = run_replay(
+        _target(args),
+        since=args.since,
+        until=args.until,
+        directory_id=args.directory,
+        api_key=args.workos_api_key,
+        base_url=args.workos_base_url,
+    )
+    _print_json(report)
+    print(
+        f"queued {report['events_enqueued']} event(s) of {report['events_read']} read in {report['requests']} "
+        "request(s); already-applied events change nothing",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _workos_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--workos-api-key",
+        default=os.environ.get("WORKOS_API_KEY"),
+        help="WorkOS API key (default: $WORKOS_API_KEY, else the stack's secret)",
+    )
+    parser.add_argument(
+        "--workos-base-url",
+        default=os.environ.get("WORKOS_BASE_URL"),
+        help="WorkOS API base URL (default: $WORKOS_BASE_URL or https://api.workos.com)",
+    )
+
+
 def cmd_local(args: argparse.Namespace) -> int:
     from dsync.local.stack import LocalStackOptions, run_local_stack
 
@@ -159,7 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--timeout", type=float, default=15.0, help="seconds (default: %(default)s)")
     send.set_defaults(func=cmd_send_test_event)
 
-    status = commands.add_parser("status", help='queue depths: {"queued", "in_flight", "dead_letters"}')
+    status = commands.add_parser(
+        "status", help="queue depths, the Events API tail (cursor, lag, poll age) and each directory's progress"
+    )
     _target_arguments(status)
     status.set_defaults(func=cmd_status)
 
@@ -175,16 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     reconcile = commands.add_parser("reconcile", help="run one reconcile now and print its report")
     reconcile.add_argument("--directory", default=None, help="only this directory (default: all)")
-    reconcile.add_argument(
-        "--workos-api-key",
-        default=os.environ.get("WORKOS_API_KEY"),
-        help="WorkOS API key (default: $WORKOS_API_KEY, else the stack's secret)",
-    )
-    reconcile.add_argument(
-        "--workos-base-url",
-        default=os.environ.get("WORKOS_BASE_URL"),
-        help="WorkOS API base URL (default: $WORKOS_BASE_URL or https://api.workos.com)",
-    )
+    _workos_arguments(reconcile)
     reconcile.add_argument("--parallelism", type=int, default=4, help="directories at once (default: %(default)s)")
     reconcile.add_argument(
         "--requests-per-second",
@@ -195,6 +221,22 @@ def build_parser() -> argparse.ArgumentParser:
     _target_arguments(reconcile)
     reconcile.set_defaults(func=cmd_reconcile)
 
+    replay = commands.add_parser(
+        "replay", help="re-read a window (at most 30 days back) of WorkOS's Events API into the event queue"
+    )
+    replay.add_argument("--since", required=True, help="ISO-8601 start, e.g. 2026-11-30T00:00:00Z")
+    replay.add_argument("--until", default=None, help="ISO-8601 end (default: now)")
+    replay.add_argument("--directory", default=None, help="only this directory's events (default: all)")
+    _workos_arguments(replay)
+    _target_arguments(replay)
+    replay.set_defaults(func=cmd_replay)
+
+    _local_commands(commands)
+    return parser
+
+
+def _local_commands(commands: Any) -> None:
+    """`dsync local` and `dsync demo`: the pipeline on this machine."""
     local = commands.add_parser("local", help="run the pipeline locally: moto + a local gateway + pollers")
     local.add_argument("--host", default="127.0.0.1")
     local.add_argument("--port", type=int, default=8787, help="webhook gateway port (default: %(default)s)")
@@ -233,7 +275,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=2026)
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=cmd_demo)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,7 +22,19 @@ from shared.reader import DirectoryReader
 from shared.signature import signature_header
 
 
-def status(target: Target) -> dict[str, int]:
+def status(target: Target) -> dict[str, Any]:
+    """Queues, the Events API tail and each directory, in one document (see `shared.status`)."""
+    from shared.status import directory_status, tail_status
+
+    table = DirectoryTable(target.table_name, client=target.client("dynamodb"))
+    return {
+        **queue_status(target),
+        "tail": tail_status(table, now=time.time()),
+        "directories": directory_status(table),
+    }
+
+
+def queue_status(target: Target) -> dict[str, int]:
     sqs = target.client("sqs")
     main = sqs.get_queue_attributes(
         QueueUrl=target.event_queue_url,

@@ -60,7 +60,7 @@ class RunningStack:
     aws_endpoint: str
     output: list[str]
 
-    def status(self) -> dict[str, int]:
+    def status(self) -> dict[str, Any]:
         return dict(json.loads(dsync("status", "--aws-endpoint", self.aws_endpoint).stdout))
 
     def export(self, directory_id: str) -> dict[str, Any]:

@@ -96,7 +96,8 @@ def test_same_batch_keeps_the_newest_version(h: Harness) -> None:
     assert h.state()["users"][0]["first_name"] == "Newest"
     # The user once, the directory stub, and the directory's progress (the newest event processed).
     assert h.store.calls["put_if_newer"] == 3
-    assert h.item(records.applied_key(ev.DIRECTORY))["created_at"] == ev.event("x", {}, created=20)["created_at"]
+    progress = h.item(records.applied_key(ev.DIRECTORY))
+    assert progress is not None and progress["created_at"] == ev.event("x", {}, created=20)["created_at"]
     assert [o.status for o in outcomes].count(Status.APPLIED) >= 1
 
 

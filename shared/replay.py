@@ -1,0 +1,108 @@
+"""Replay: re-read a window of WorkOS's Events API into the event queue, never touching the tail's cursor.
+
+For after a table restore, or to re-apply a directory once a bug is fixed. The events go through the same builder
+and queue as every source (`shared.tail.queue_events`), so the write rules make already-applied events no-ops and
+subscribers hear nothing twice: the change bus is fed by real store changes only.
+
+WorkOS keeps events for about 30 days and answers at most 30 days per request, so the window may start at most
+30 days back and is read in windows of at most 30 days: `range_start` + `range_end` for the first page, then
+`after` + `range_end` (`after` and `range_start` are mutually exclusive).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+from shared.ingest import BatchEventQueue, EventSource, directory_id_of
+from shared.tail import DSYNC_EVENT_TYPES, EVENTS_API_RETENTION_DAYS, EventsApi, iso_utc, parse_time, queue_events
+
+MAX_WINDOW = timedelta(days=30)
+
+
+class ReplayWindowError(ValueError):
+    """The window is empty, reversed, or starts before WorkOS's event retention."""
+
+
+@dataclass
+class ReplayReport:
+    since: str
+    until: str
+    directory_id: str | None
+    windows: int = 0
+    requests: int = 0
+    events_read: int = 0
+    events_enqueued: int = 0
+    other_directories: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def windows(since: datetime, until: datetime) -> Iterator[tuple[datetime, datetime]]:
+    start = since
+    while start < until:
+        end = min(until, start + MAX_WINDOW)
+        yield start, end
+        start = end
+
+
+def check_window(since: datetime, until: datetime, *, now: datetime) -> None:
+    if since >= until:
+        raise ReplayWindowError(f"--since ({iso_utc(since)}) must be before --until ({iso_utc(until)})")
+    if since < now - timedelta(days=EVENTS_API_RETENTION_DAYS):
+        raise ReplayWindowError(
+            f"--since {iso_utc(since)} is more than {EVENTS_API_RETENTION_DAYS} days ago: WorkOS no longer has those "
+            "events (run `dsync reconcile` to repair state instead)"
+        )
+
+
+def replay(
+    api: EventsApi,
+    queue: BatchEventQueue,
+    *,
+    since: datetime,
+    until: datetime,
+    now: datetime,
+    directory_id: str | None = None,
+    page_size: int = 100,
+    progress: Callable[[datetime], None] = lambda _: None,
+) -> ReplayReport:
+    """Queue every dsync event created in [since, until] (of one directory, if given); `progress` gets the time
+    reached so far, for a progress bar."""
+    until = min(until, now)
+    check_window(since, until, now=now)
+    report = ReplayReport(since=iso_utc(since), until=iso_utc(until), directory_id=directory_id)
+    for start, end in windows(since, until):
+        report.windows += 1
+        after: str | None = None
+        while True:
+            page = api.list_events(
+                events=DSYNC_EVENT_TYPES,
+                after=after,
+                range_start=iso_utc(start) if after is None else None,
+                range_end=iso_utc(end),
+                limit=page_size,
+            )
+            report.requests += 1
+            events = [event for event in page.events if parse_time(str(event["created_at"])) <= end]
+            report.events_read += len(events)
+            wanted = [event for event in events if directory_id is None or _directory_of(event) == directory_id]
+            report.other_directories += len(events) - len(wanted)
+            queued = queue_events(wanted, now_ms=int(now.timestamp() * 1000), source=EventSource.REPLAY)
+            if queued:
+                queue.enqueue_many(queued)
+            report.events_enqueued += len(queued)
+            if events:
+                progress(parse_time(str(events[-1]["created_at"])))
+            if len(page.events) < page_size or len(events) < len(page.events) or not page.events:
+                break
+            after = str(page.events[-1]["id"])
+        progress(end)
+    return report
+
+
+def _directory_of(event: dict[str, object]) -> str | None:
+    data = event.get("data")
+    return directory_id_of(str(event.get("event")), data) if isinstance(data, dict) else None
