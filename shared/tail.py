@@ -122,10 +122,12 @@ class TailReport:
     reconciles_requested: int = 0
     lag_seconds: list[float] = field(default_factory=list)  # per page with events: now - newest event's time
     cursor: Cursor | None = None
+    last_read_at: float | None = None  # epoch seconds of the last successful read (poll age is measured from it)
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        document = {name: value for name, value in vars(self).items() if name not in ("cursor", "lag_seconds")}
+        hidden = ("cursor", "lag_seconds", "last_read_at")
+        document = {name: value for name, value in vars(self).items() if name not in hidden}
         document["status"] = self.status.value
         document["cursor_event_id"] = self.cursor.event_id if self.cursor else None
         document["max_lag_seconds"] = round(max(self.lag_seconds), 3) if self.lag_seconds else None
@@ -295,6 +297,7 @@ class _Polling:
             self.tail.pause(self.config.backoff_seconds)
             return True  # backed off already: read again now
         self.report.polls += 1
+        self.report.last_read_at = self.tail.now()
         self.report.events_read += len(events)
         try:
             self.report.events_enqueued += self.tail.enqueue(events)

@@ -24,8 +24,9 @@ def record_tail(metrics: MetricsRecorder, report: TailReport, *, now: float) -> 
     for lag in report.lag_seconds:
         metrics.record("TailLagSeconds", lag, "Seconds")
     cursor = report.cursor
-    if cursor is not None and cursor.polled_ms:
-        metrics.record("TailPollAgeSeconds", max(0.0, now - cursor.polled_ms / 1000), "Seconds")
+    last_read = report.last_read_at or (cursor.polled_ms / 1000 if cursor is not None and cursor.polled_ms else None)
+    if last_read is not None:
+        metrics.record("TailPollAgeSeconds", max(0.0, now - last_read), "Seconds")
     if cursor is not None and cursor.event_created_at:
         metrics.record(
             "TailCursorAgeSeconds", max(0.0, now - parse_time(cursor.event_created_at).timestamp()), "Seconds"

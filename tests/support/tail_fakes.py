@@ -122,7 +122,15 @@ class FakeEventsApi:
         range_end: str | None = None,
         limit: int = 100,
     ) -> EventsPage:
-        self.requests.append({"events": tuple(events), "after": after, "range_start": range_start, "limit": limit})
+        self.requests.append(
+            {
+                "events": tuple(events),
+                "after": after,
+                "range_start": range_start,
+                "range_end": range_end,
+                "limit": limit,
+            }
+        )
         assert not (after and range_start), "after and range_start are mutually exclusive"
         if self.failures:
             raise self.failures.popleft()
@@ -136,6 +144,8 @@ class FakeEventsApi:
             selected = [event for event in selected if parse_time(event["created_at"]) <= visible_until]
         if range_start is not None:
             selected = [event for event in selected if parse_time(event["created_at"]) >= parse_time(range_start)]
+        if range_end is not None:
+            selected = [event for event in selected if parse_time(event["created_at"]) <= parse_time(range_end)]
         page = copy.deepcopy(selected[:limit])
         return EventsPage(page, page[-1]["id"] if page else after)
 
