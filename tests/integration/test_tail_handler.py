@@ -49,7 +49,7 @@ def queued(resources: LocalResources) -> list[dict[str, Any]]:
         AttributeNames=["MessageGroupId"],
     ).get("Messages"):
         for message in messages:
-            found.append(message)
+            found.append(dict(message))
             sqs.delete_message(QueueUrl=resources.event_queue_url, ReceiptHandle=message["ReceiptHandle"])
     return found
 
