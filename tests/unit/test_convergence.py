@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 
 from shared.apply import Applier, InboundMessage, Status
 from shared.events import KNOWN_EVENT_TYPES
+from shared.ingest import EventSource
 from shared.reader import readable_state
+from shared.tail import queue_events
 from tests.support.fake_store import FakeDeadLetters, FakeDirectoryStore, FakeWorkQueue
 from tests.support.histories import batches, build_history, deliveries, project, steps
 
@@ -69,6 +71,44 @@ def test_concurrent_appliers_on_one_store_converge(operations: list[tuple[str, i
             future.result()  # re-raises anything a consumer hit
     expected = apply_all(directory_id, [[event] for event in model.events])
     assert readable_state(directory_id, store.partition(directory_id)) == expected
+
+
+def events_api_reads(events: list[dict[str, Any]], rng: random.Random) -> list[dict[str, Any]]:
+    """What the tail queues: the stream in order, in pages of any size, some pages read twice (a crash between the
+    enqueue and the cursor write) and a replayed window, each event through the tail's own message builder."""
+    read: list[dict[str, Any]] = []
+    start = 0
+    while start < len(events):
+        page = events[start : start + rng.randint(1, 7)]
+        for _ in range(2 if rng.random() < 0.25 else 1):
+            read += [json.loads(m.body) for m in queue_events(page, now_ms=0, source=EventSource.EVENTS_API)]
+        start += len(page)
+    if events:
+        first = rng.randrange(len(events))
+        replayed = events[first : first + rng.randint(1, 10)]
+        read += [json.loads(m.body) for m in queue_events(replayed, now_ms=0, source=EventSource.REPLAY)]
+    return read
+
+
+@settings(max_examples=200, deadline=None)
+@given(operations=steps, seed=st.integers(0, 2**32 - 1), loss=st.floats(0.0, 1.0))
+def test_webhooks_and_events_api_pages_in_any_interleaving_converge(
+    operations: list[tuple[str, int, int]], seed: int, loss: float
+) -> None:
+    """Three sources, one write path: webhooks (any of them lost, duplicated, shuffled) interleaved in any way with
+    the Events API tail's pages (duplicated pages, replays) end in WorkOS's state."""
+    model, directory_id = build_history(operations)
+    events = model.events
+    rng = random.Random(seed)
+    webhooks = [event for event in deliveries(events, rng) if rng.random() >= loss]
+    tail = events_api_reads(events, rng)
+    merged: list[dict[str, Any]] = []
+    while webhooks or tail:  # a random interleaving; each source keeps its own order
+        source = webhooks if webhooks and (not tail or rng.random() < 0.5) else tail
+        merged.append(source.pop(0))
+    state = apply_all(directory_id, batches(merged, rng))
+    truth = model.snapshot(directory_id)
+    assert project(state, truth) == truth
 
 
 def test_a_generated_history_exercises_every_event_type() -> None:
