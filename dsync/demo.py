@@ -3,15 +3,20 @@
 1. Acme connects Okta: `dsync.activated` and the initial-sync burst, delivered shuffled and with duplicates like
    real retries, while the activation's initial-sync reconcile lists the same directory in parallel;
 2. a day of changes: joiners, leavers deactivated then deleted, renames, group moves, a group deleted;
-3. an outage: some webhooks are lost for good;
-4. the scheduled reconcile repairs the drift;
-5. the verdict: `export` against WorkOS's truth, field by field. Exit code 0 only if they match, and only if the
-   store also matched after acts 1 and 2, where every webhook arrived (webhooks alone must converge).
+   (acts 1 and 2 run on webhooks alone: they must converge without help)
+3. the Events API tail starts; an outage loses a third of the webhooks, and a burst of them entirely, while
+   WorkOS's list endpoints answer 503, so no reconcile can help: the tail repairs the mirror within seconds;
+4. a month-long outage, longer than WorkOS keeps events: every webhook lost and the tail's cursor expired. The
+   tail finds WorkOS refusing its cursor, re-reads by time and queues a full reconcile itself, which repairs it;
+5. the verdict: `export` against WorkOS's truth, field by field, and which source repaired what. Exit code 0 only
+   if they match, and only if the store also matched after acts 1 and 2 (webhooks alone must converge) and after
+   act 3 (the tail alone must repair lost webhooks).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import random
 import sys
 import threading
@@ -48,6 +53,9 @@ class DemoOptions:
     rate_limit_per_second: float = 4.0
     # moto's SQS scans the whole queue on every send and receive; a short backlog keeps the demo fast.
     max_backlog: int = 60
+    # WorkOS holds new events back from cursor reads for a few seconds; the fake does the same.
+    hold_back_seconds: float = 2.0
+    tail_every_seconds: float = 1.0
 
 
 class Progress:
@@ -121,7 +129,11 @@ class Demo:
         self.rng = random.Random(options.seed)
         # WorkOS's clock is this machine's clock (the fake stamps every change with the real time).
         self.model = DirectoryModel(seed=options.seed)
-        self.fake = FakeWorkOS(self.model, rate_limit_per_second=options.rate_limit_per_second)
+        self.fake = FakeWorkOS(
+            self.model,
+            rate_limit_per_second=options.rate_limit_per_second,
+            events_hold_back_seconds=options.hold_back_seconds,
+        )
         self.stack: LocalStack | None = None
         self.delivered = 0
         self.lost = 0
@@ -129,6 +141,9 @@ class Demo:
         # Differences left after acts in which every webhook arrived (shuffled, duplicated): webhooks alone must
         # converge, so anything here is a bug that the final reconcile would otherwise hide.
         self.unconverged = 0
+        self.tail_repair_seconds: float | None = None
+        self.tail_lost_repaired = 0
+        self.reconcile_repairs = 0
 
     def say(self, text: str = "") -> None:
         self.out.write(text + "\n")
@@ -228,11 +243,16 @@ class Demo:
                 # The fake WorkOS and the pipeline share this machine's clock: no skew to allow for.
                 clock_skew_allowance_seconds=0,
                 readable_logs=False,
+                # The tail starts on cue in act 3 (acts 1-2 prove webhooks alone converge), reading from then on.
+                tail_every_seconds=self.options.tail_every_seconds,
+                tail_autostart=False,
+                tail_bootstrap_hours=5 / 3600,
             )
         )
         try:
             self.stack.start()
             logs.silence()
+            logging.getLogger("shared.tail").setLevel(logging.CRITICAL)  # the story narrates the tail's recovery
             self.say("dsync demo: the whole pipeline on this machine (moto + the same Lambda handlers + a fake WorkOS)")
             self.say(f"  webhook url: {self.stack.webhook_url}")
             self.say(f"  aws endpoint: {self.stack.aws_endpoint}")
@@ -305,8 +325,27 @@ class Demo:
         self.say(f"   store vs WorkOS: {sum(differences.values())} differences")
         self.unconverged += sum(differences.values())
 
+    def wait_converged(self, directory_id: str, timeout: float) -> float | None:
+        """Seconds until the export equals WorkOS (None: not within `timeout`)."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if sum(self.compare(directory_id)[2].values()) == 0:
+                return time.monotonic() - started
+            time.sleep(0.5)
+        return None
+
+    def tail_totals(self) -> dict[str, int]:
+        assert self.stack is not None and self.stack.tail is not None
+        return self.stack.tail.snapshot()
+
     def act_three(self, directory_id: str) -> None:
-        self.say("\n3. An outage: the endpoint is unreachable past WorkOS's retry window")
+        self.say("\n3. The Events API tail starts. Then an outage: webhooks lost for good, WorkOS's list API down")
+        assert self.stack is not None
+        self.stack.start_tail()
+        started = time.monotonic()  # it reads from now on (`tail_bootstrap_hours`): wait for its first read
+        while not self.fake.path_counts.get("/events") and time.monotonic() - started < 30:
+            time.sleep(0.1)
+        self.fake.set_outage(503)  # /directories, /directory_users, /directory_groups: no reconcile can help
         model, rng = self.model, self.rng
         users, groups = model.user_ids(directory_id), model.group_ids(directory_id)
         for index in range(8):
@@ -318,32 +357,65 @@ class Demo:
             model.update_user(user_id, custom_attributes={"department": "Reorganised"})
         for user_id in rng.sample(users, 3):
             model.delete_user(user_id)
+        sporadic = model.drain_events()
+        # The last minutes of the outage: every webhook lost, a deactivation and a group deletion among them.
         for user_id in rng.sample(model.user_ids(directory_id), 8):
             current = model.group_ids(directory_id, user_id=user_id)
             if current:
                 model.remove_user_from_group(current[0], user_id)
+        model.deactivate_user(rng.choice(model.user_ids(directory_id)))
         model.update_group(groups[1], name="Go-to-Market")
         model.delete_group(groups[2])
-        events = model.drain_events()
+        burst = model.drain_events()
         lost_before = self.lost
-        self.deliver(events, "deliveries during the outage", lose=self.options.loss_rate)
-        self.drain()
-        _, _, differences = self.compare(directory_id)
-        self.say(f"   {len(events)} events, {self.lost - lost_before} of them lost for good")
+        self.deliver(sporadic, "deliveries during the outage", lose=self.options.loss_rate)
+        self.lost += len(burst)
+        last_event = time.monotonic()
+        lost = self.lost - lost_before
         self.say(
-            f"   store vs WorkOS: {sum(differences.values())} differences "
-            f"(users {differences['users']}, groups {differences['groups']}, memberships {differences['memberships']})"
+            f"   {len(sporadic) + len(burst)} events, {lost} of their webhooks lost for good ({len(burst)} in a row)"
+        )
+        repaired = self.wait_converged(directory_id, timeout=90)
+        self.fake.set_outage(None)
+        if repaired is None:
+            self.unconverged += sum(self.compare(directory_id)[2].values())
+            self.say("   the tail did NOT repair the mirror within 90 s")
+            return
+        self.tail_repair_seconds = time.monotonic() - last_event
+        self.tail_lost_repaired = lost
+        polls = self.fake.path_counts.get("/events", 0)
+        self.say(
+            f"   the tail ({polls} Events API requests so far) repaired it: store vs WorkOS 0 differences "
+            f"{self.tail_repair_seconds:.1f}s after the last event, with the list API down throughout"
         )
 
     def act_four(self, directory_id: str) -> None:
-        self.say("\n4. The scheduled reconcile lists WorkOS and repairs the drift")
+        self.say(
+            "\n4. A month-long outage, longer than WorkOS keeps events: every webhook lost, the tail's cursor expired"
+        )
         assert self.stack is not None
+        model, rng = self.model, self.rng
+        self.fake.event_retention_days = 0.0  # everything the tail could still read is past retention
+        for user_id in rng.sample(model.user_ids(directory_id), 5):
+            model.update_user(user_id, last_name="Returned")
+        for user_id in rng.sample(model.user_ids(directory_id), 2):
+            model.delete_user(user_id)
+        joiner = model.create_user(directory_id, first_name="Month", last_name="Later", email="month@acme.test")
+        model.add_user_to_group(model.group_ids(directory_id)[0], joiner["id"])
+        events = model.drain_events()
+        self.lost += len(events)
         self.fake.reset_stats()
         started = time.monotonic()
-        self.stack.run_scheduled_reconcile()  # exactly what the EventBridge schedule invokes
+        while self.tail_totals().get("recoveries", 0) == 0 and time.monotonic() - started < 30:
+            time.sleep(0.2)
+        self.say(
+            f"   {len(events)} changes, none delivered; the tail's next read was refused (422, cursor past retention):"
+            " it re-read by time and queued a full reconcile of every directory"
+        )
         self.drain(timeout=180)
         last = self.table().get_item(ItemKey(schema.directory_pk(directory_id), "~RECONCILE#LAST"))
         drift = (last or {}).get("drift", {})
+        self.reconcile_repairs = sum(int(value) for value in drift.values())
         repaired = ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in drift.items() if value)
         self.say(f"   reconcile finished in {time.monotonic() - started:.1f}s: {repaired or 'nothing to repair'}")
         self.say(
@@ -361,13 +433,18 @@ class Demo:
             f"change events published: {sum(changes.values())} "
             f"({', '.join(f'{name} {count}' for name, count in sorted(changes.items()))})"
         )
-        matched = sum(differences.values()) == 0 and self.unconverged == 0
+        matched = sum(differences.values()) == 0 and self.unconverged == 0 and self.tail_repair_seconds is not None
         counts = (
             f"{len(truth['users'])} users "
             f"({sum(1 for u in truth['users'] if u['state'] != 'active')} inactive), "
             f"{len(truth['groups'])} groups, {len(truth['memberships'])} memberships"
         )
         if matched:
+            self.say(
+                f"   repaired by: the Events API tail, {self.tail_lost_repaired} lost webhooks in "
+                f"{self.tail_repair_seconds:.1f}s (no reconcile possible); the reconcile it queued, "
+                f"{self.reconcile_repairs} items lost past WorkOS's event retention"
+            )
             self.say(f"verdict: MATCH - export equals WorkOS: {counts} ({elapsed:.0f}s)")
             return 0
         self.say(

@@ -252,11 +252,13 @@ class _Polling:
         self.remaining = remaining
         self.cursor = tail.cursors.load()
         self.range_start: str | None = None
-        now = datetime.fromtimestamp(tail.now(), UTC)
-        if self.cursor is not None and self.cursor.event_id is None and self.cursor.event_created_at:
-            self.range_start = iso_utc(recovery_start(self.cursor.event_created_at, now, self.config))
-        elif self.cursor is None or self.cursor.event_id is None:
-            self.range_start = iso_utc(now - timedelta(hours=self.config.bootstrap_hours))
+        if self.cursor is None or self.cursor.event_id is None:
+            # No event processed yet (or a refused cursor): read by time, from where the last invocation started.
+            if self.cursor is not None and self.cursor.read_from:
+                self.range_start = self.cursor.read_from
+            else:
+                now = datetime.fromtimestamp(tail.now(), UTC)
+                self.range_start = iso_utc(now - timedelta(hours=self.config.bootstrap_hours))
         self.last_heartbeat = 0.0
 
     def run(self) -> None:
@@ -317,12 +319,14 @@ class _Polling:
                 polled_ms=int(now * 1000),
                 recovered_ms=self.cursor.recovered_ms if self.cursor else 0,
                 recovery_reason=self.cursor.recovery_reason if self.cursor else None,
+                read_from=None,
             )
             self.save(moved, expected=after)
             self.range_start = None
         elif now - self.last_heartbeat >= self.config.heartbeat_every_seconds:
             base = self.cursor or Cursor(event_id=None, event_created_at=None, moved_ms=0, polled_ms=0)
-            self.save(replace(base, polled_ms=int(now * 1000)), expected=after)
+            read_from = self.range_start if after is None else None
+            self.save(replace(base, polled_ms=int(now * 1000), read_from=read_from), expected=after)
         full = len(events) >= self.config.page_size
         self.report.full_pages += int(full)
         return full
@@ -351,6 +355,7 @@ class _Polling:
             event_id=None,
             recovered_ms=int(now.timestamp() * 1000),
             recovery_reason=reason[:500],
+            read_from=iso_utc(since),
         )
         self.save(fallback, expected=self.cursor.event_id)
-        self.range_start = iso_utc(since)
+        self.range_start = fallback.read_from

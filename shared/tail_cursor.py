@@ -44,6 +44,9 @@ class Cursor:
     polled_ms: int  # when the tail last read the Events API successfully
     recovered_ms: int = 0  # when the tail last fell back from a refused cursor (0: never)
     recovery_reason: str | None = None
+    # With no event id: where the time-range reads start (bootstrap, or recovery), kept so that the next invocation
+    # continues from the same point instead of recomputing one (which could skip what was created in between).
+    read_from: str | None = None
 
 
 class CursorStore:
@@ -61,6 +64,7 @@ class CursorStore:
             polled_ms=int(item.get("polled_ms", 0)),
             recovered_ms=int(item.get("recovered_ms", 0)),
             recovery_reason=item.get("recovery_reason") or None,
+            read_from=item.get("read_from") or None,
         )
 
     def save(self, cursor: Cursor, *, expected_event_id: str | None) -> bool:
@@ -72,7 +76,7 @@ class CursorStore:
             "polled_ms": cursor.polled_ms,
             "recovered_ms": cursor.recovered_ms,
         }
-        for name in ("event_id", "event_created_at", "recovery_reason"):
+        for name in ("event_id", "event_created_at", "recovery_reason", "read_from"):
             value = getattr(cursor, name)
             if value is not None:
                 item[name] = value

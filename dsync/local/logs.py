@@ -11,7 +11,16 @@ import sys
 import time
 from typing import Any, TextIO
 
-SERVICES = ("dsync-ingest", "dsync-apply", "dsync-reconcile", "dsync-publish", "dsync.local", "dsync.changes")
+SERVICES = (
+    "dsync-ingest",
+    "dsync-apply",
+    "dsync-reconcile",
+    "dsync-publish",
+    "dsync-tail",
+    "shared.tail",
+    "dsync.local",
+    "dsync.changes",
+)
 # Fields worth a glance, in display order; everything else stays out of the line.
 FIELDS = (
     "status",

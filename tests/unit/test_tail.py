@@ -242,3 +242,14 @@ def _lost_events(*, cursor_moved_by_webhooks: bool) -> set[str]:
     world.run(seconds=10)
     # The webhook that moved the cursor delivered `newer` itself; what matters is whether `older` reached the queue.
     return {older["id"]} - set(world.queue.event_ids)
+
+
+def test_a_tail_that_has_read_nothing_yet_continues_from_its_first_start_not_a_new_one() -> None:
+    """Found by the demo: with no event processed, each invocation recomputed `now - bootstrap`, so events created
+    between two invocations could fall before the new start and be skipped."""
+    world = World(bootstrap_hours=10 / 3600)  # a 10-second bootstrap window makes the gap easy to hit
+    world.run(seconds=2)  # nothing there yet
+    world.clock.sleep(30)  # between invocations (a cold start, a throttled minute)
+    missed = world.users(1, age_seconds=25)[0]  # created after the first start, 15 s before the next one's
+    world.run(seconds=2)
+    assert missed["id"] in world.queue.event_ids
