@@ -1,0 +1,181 @@
+"""The phases of a reconcile run: directory → groups → users → memberships (one listing per group) → deletions.
+
+Each phase reads WorkOS through `DirectoryApi`, writes through `RepairWriter` (the apply Lambda's conditional
+write), records what it repaired in the checkpoint's drift, and calls `tick()` between units of work so the run
+can checkpoint or pause. Resuming a phase picks up at the checkpoint's cursor or group index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from shared import records, schema
+from shared.events import Directory, DirectoryGroup, DirectoryUser
+from shared.reconcile_checkpoint import Checkpoint, SeenIds
+from shared.reconcile_writes import RepairWriter, prefix_of
+from shared.records import Record, StoredVersion
+
+PAGE = 100  # repairs are written (and the resume cursor moved) a listing page at a time
+
+
+class DirectoryApi(Protocol):
+    """What reconcile needs from WorkOS (implemented by `shared.adapters.workos_api.WorkOSDirectoryApi`)."""
+
+    def list_directories(self) -> Iterator[dict[str, Any]]: ...
+    def get_directory(self, directory_id: str) -> dict[str, Any] | None: ...
+    def iter_groups(self, directory_id: str, *, after: str | None = None) -> Iterator[dict[str, Any]]: ...
+    def iter_users(self, directory_id: str, *, after: str | None = None) -> Iterator[dict[str, Any]]: ...
+    def iter_group_member_ids(self, directory_id: str, group_id: str, *, after: str | None = None) -> Iterator[str]: ...
+    def get_user(self, directory_id: str, user_id: str) -> dict[str, Any] | None: ...
+    def get_group(self, directory_id: str, group_id: str) -> dict[str, Any] | None: ...
+
+
+class WorkQueue(Protocol):
+    def submit(self, job: Any) -> None: ...
+
+
+@dataclass
+class RunState:
+    """What the phases share: the directory, WorkOS, the writer, the checkpoint and a `tick` between units."""
+
+    directory_id: str
+    api: DirectoryApi
+    writer: RepairWriter
+    work_queue: WorkQueue
+    checkpoint: Checkpoint
+    seen: SeenIds
+    clock_skew_allowance_seconds: int
+    tick: Callable[[], None]
+
+
+def sync_directory(run: RunState) -> bool:
+    """Upsert the directory from WorkOS; if WorkOS says 404, cascade it away as dsync.deleted would. False: gone."""
+    key = records.directory_key(run.directory_id)
+    current = run.writer.stored(key)
+    listed = run.api.get_directory(run.directory_id)
+    if listed is None:
+        if current is None or not current.deleted:
+            tombstone = records.directory_tombstone(
+                run.directory_id, None, vkey=run.writer.final_vkey(current), expires_at=run.writer.expires()
+            )
+            if run.writer.write(tombstone):
+                run.checkpoint.drift.directory_repaired += 1
+        run.work_queue.submit({"kind": "purge", "directory_id": run.directory_id, "reason": "reconcile"})
+        return False
+    if current is not None and current.deleted:
+        return False  # deleted here (dsync.deleted applied); WorkOS will catch up
+    directory = Directory.model_validate(listed)
+    vkey = records.live_version(directory.updated_at) if directory.updated_at else 1
+    if (current is None or current.vkey < vkey) and run.writer.write(records.directory_record(directory, vkey=vkey)):
+        run.checkpoint.drift.directory_repaired += 1
+    return True
+
+
+def sync_entities(run: RunState, kind: str) -> None:
+    """Upsert every listed group (or user) that is missing or older in the store."""
+    stored = run.writer.versions(prefix_of(kind))
+    after = run.checkpoint.cursor
+    listing = (
+        run.api.iter_groups(run.directory_id, after=after)
+        if kind == "groups"
+        else run.api.iter_users(run.directory_id, after=after)
+    )
+    pending: list[tuple[Record, bool]] = []  # (record, is new) of the current page
+    last_id: str | None = None
+
+    def flush() -> None:
+        """Write the page's repairs in parallel, then (only then) move the resume cursor past the page."""
+        for (_, is_new), written in zip(pending, run.writer.write_many([r for r, _ in pending]), strict=True):
+            if written:
+                run.checkpoint.drift.count(f"{kind}_created" if is_new else f"{kind}_updated")
+        pending.clear()
+        run.checkpoint.cursor = last_id
+
+    for count, listed in enumerate(listing, start=1):
+        record = _entity_record(kind, listed)
+        last_id = str(listed["id"])
+        run.seen.add(kind, last_id)
+        existing = stored.get(last_id)
+        if existing is None or existing.vkey < record.vkey:
+            pending.append((record, existing is None))
+        if count % PAGE == 0:
+            flush()
+            run.tick()
+    if last_id is not None:
+        flush()
+
+
+def sync_memberships(run: RunState) -> None:
+    """Per group, diff WorkOS's member list with the store's present rows; repairs lose to newer webhooks."""
+    writer, checkpoint = run.writer, run.checkpoint
+    # Users WorkOS listed in this run exist, whatever this invocation's cached versions say: a webhook may have
+    # created one after the cache was read (our own write of it was then a no-op, so the cache never saw it).
+    live_users = _live(writer.versions(schema.USER_PREFIX)) | run.seen["users"]
+    groups = sorted(run.seen["groups"] & _live(writer.versions(schema.GROUP_PREFIX)))
+    repair_us = checkpoint.started_at_us - run.clock_skew_allowance_seconds * 1_000_000
+    while checkpoint.group_index < len(groups):
+        group_id = groups[checkpoint.group_index]
+        # The store read runs while the (paced) listing waits for its turn, instead of after it.
+        stored_rows = writer.pool.submit(_present_members, writer, group_id)
+        listed = set(run.api.iter_group_member_ids(run.directory_id, group_id))
+        present = stored_rows.result()
+        # Add only for users the store has (no rows for users it never saw); remove by WorkOS's full list.
+        repairs = [
+            records.membership_record(
+                run.directory_id, group_id, user_id, vkey=repair_us * 2, present=True, expires_at=0
+            )
+            for user_id in sorted((listed & live_users) - present)
+        ] + [
+            records.membership_record(
+                run.directory_id, group_id, user_id, vkey=repair_us * 2 + 1, present=False, expires_at=writer.expires()
+            )
+            for user_id in sorted(present - listed)
+        ]
+        for record, written in zip(repairs, writer.write_many(repairs), strict=True):
+            if written:
+                checkpoint.drift.count("memberships_removed" if record.deleted else "memberships_added")
+        checkpoint.group_index += 1
+        run.tick()
+
+
+def confirm_deletions(run: RunState) -> None:
+    """Stored groups and users that WorkOS no longer lists are removed once a get confirms 404."""
+    for kind in ("groups", "users"):
+        stored = run.writer.versions(prefix_of(kind))
+        for entity_id in sorted(_live(stored) - run.seen[kind]):
+            cursor = run.checkpoint.cursor
+            if cursor is not None and (kind, entity_id) <= _cursor_key(cursor):
+                continue  # confirmed before the last checkpoint
+            exists = (
+                run.api.get_group(run.directory_id, entity_id)
+                if kind == "groups"
+                else run.api.get_user(run.directory_id, entity_id)
+            )
+            if exists is None:
+                tombstoned, ended = run.writer.remove(kind, entity_id, stored[entity_id])
+                if tombstoned:
+                    run.checkpoint.drift.count(f"{kind}_removed")
+                run.checkpoint.drift.memberships_removed += ended
+            run.checkpoint.cursor = f"{kind}#{entity_id}"
+            run.tick()
+
+
+def _present_members(writer: RepairWriter, group_id: str) -> set[str]:
+    return {user_id for _, user_id in writer.live_group_memberships(group_id)}
+
+
+def _entity_record(kind: str, listed: dict[str, Any]) -> Record:
+    if kind == "groups":
+        return records.group_record(DirectoryGroup.model_validate(listed))
+    return records.user_record(DirectoryUser.model_validate(listed))
+
+
+def _live(versions: dict[str, StoredVersion]) -> set[str]:
+    return {entity_id for entity_id, version in versions.items() if not version.deleted}
+
+
+def _cursor_key(cursor: str) -> tuple[str, str]:
+    kind, _, entity_id = cursor.partition("#")
+    return kind, entity_id

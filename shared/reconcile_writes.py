@@ -1,0 +1,85 @@
+"""Reconcile's writes: the apply Lambda's conditional write (`write_record`), plus a cache of stored versions.
+
+Stored versions of a directory's users (or groups) are read once per invocation and kept current with the run's
+own writes. Webhooks landing meanwhile can make the cache stale, which is safe: every write is conditional, and a
+deletion is only ever made after WorkOS confirms it with a 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from shared import records, schema
+from shared.adapters.dynamodb import DirectoryTable
+from shared.apply import Cascade, WriteResult, end_memberships, write_record
+from shared.records import Record, StoredVersion
+
+
+class RepairWriter:
+    def __init__(
+        self,
+        table: DirectoryTable,
+        directory_id: str,
+        *,
+        clock: Callable[[], float],
+        tombstone_ttl_seconds: int,
+        pool: ThreadPoolExecutor,
+    ) -> None:
+        self._table = table
+        self.directory_id = directory_id
+        self._clock = clock
+        self._ttl = tombstone_ttl_seconds
+        self.pool = pool
+        self._cache: dict[str, dict[str, StoredVersion]] = {}
+
+    def versions(self, prefix: str) -> dict[str, StoredVersion]:
+        """Stored versions of the directory's users (`schema.USER_PREFIX`) or groups, by id."""
+        if prefix not in self._cache:
+            self._cache[prefix] = self._table.entity_versions(self.directory_id, prefix)
+        return self._cache[prefix]
+
+    def live_group_memberships(self, group_id: str) -> list[tuple[str, str]]:
+        return self._table.live_group_memberships(self.directory_id, group_id)
+
+    def stored(self, key: records.ItemKey) -> StoredVersion | None:
+        return self._table.get_versions([key]).get(key)
+
+    def write(self, record: Record) -> bool:
+        """True if the store took it (it was newer); raises on a store failure, so the run checkpoints and fails."""
+        result, detail = write_record(self._table, record)
+        if result in (WriteResult.TRANSIENT, WriteResult.PERMANENT):
+            raise RuntimeError(f"write of {record.key.sk} failed: {detail}")
+        written = result is WriteResult.WRITTEN
+        for prefix, cache in self._cache.items():
+            if written and record.key.sk.startswith(prefix):
+                cache[record.key.sk.removeprefix(prefix)] = StoredVersion(record.vkey, record.deleted)
+        return written
+
+    def write_many(self, batch: list[Record]) -> list[bool]:
+        return list(self.pool.map(self.write, batch))
+
+    def remove(self, kind: str, entity_id: str, current: StoredVersion) -> tuple[bool, int]:
+        """Tombstone a user or group WorkOS confirmed gone and end its memberships: (tombstoned, memberships ended)."""
+        vkey = self.final_vkey(current)
+        single = "group" if kind == "groups" else "user"
+        tombstone = records.entity_tombstone(single, self.directory_id, entity_id, vkey=vkey, expires_at=self.expires())
+        written = self.write(tombstone)
+        ended, failure = end_memberships(
+            self._table, Cascade(single, self.directory_id, entity_id, vkey), expires_at=self.expires(), pool=self.pool
+        )
+        if failure:
+            raise RuntimeError(failure)
+        return written, ended
+
+    def final_vkey(self, current: StoredVersion | None) -> int:
+        """A confirmed deletion is final in WorkOS: version it now, and above anything stored."""
+        now = int(self._clock() * 1e6) * 2 + 1
+        return max(now, (current.vkey | 1) + 2) if current is not None else now
+
+    def expires(self) -> int:
+        return int(self._clock()) + self._ttl
+
+
+def prefix_of(kind: str) -> str:
+    return schema.GROUP_PREFIX if kind == "groups" else schema.USER_PREFIX
