@@ -108,6 +108,15 @@ EventType = Literal[
     "dsync.group.user_removed",
 ]
 KNOWN_EVENT_TYPES: frozenset[str] = frozenset(EventType.__args__)  # type: ignore[attr-defined]
+# Every Directory Sync type WorkOS may send: the ten applied above, the token events (since 2026-04-30) and
+# dsync.deactivated (in the spec for two months of 2026, still deserialised by WorkOS's SDKs), which apply
+# acknowledges without applying. The Events API tail asks for all of them.
+DSYNC_EVENT_TYPES: tuple[str, ...] = (
+    *EventType.__args__,  # type: ignore[attr-defined]
+    "dsync.deactivated",
+    "dsync.token.created",
+    "dsync.token.revoked",
+)
 
 
 @dataclass(frozen=True)

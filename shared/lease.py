@@ -18,7 +18,9 @@ from shared import schema
 from shared.records import ItemKey
 
 
-class LeaseTable(Protocol):
+class ItemTable(Protocol):
+    """Conditional single-item access (implemented by `shared.adapters.dynamodb.DirectoryTable`)."""
+
     def put_item(
         self,
         item: dict[str, Any],
@@ -52,7 +54,7 @@ class Lease:
 
     def __init__(
         self,
-        table: LeaseTable,
+        table: ItemTable,
         key: ItemKey,
         *,
         run_id: str = "",

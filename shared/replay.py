@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
+from shared.events import DSYNC_EVENT_TYPES
 from shared.ingest import BatchEventQueue, EventSource, directory_id_of
-from shared.tail import DSYNC_EVENT_TYPES, EVENTS_API_RETENTION_DAYS, EventsApi, iso_utc, parse_time, queue_events
+from shared.tail import EVENTS_API_RETENTION_DAYS, EventsApi, iso_utc, parse_time, queue_events
 
 MAX_WINDOW = timedelta(days=30)
 

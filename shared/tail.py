@@ -23,29 +23,13 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
+from shared.events import DSYNC_EVENT_TYPES
 from shared.ingest import BatchEventQueue, EnqueueError, EventSource, QueuedEvent, queued_event
 from shared.lease import Lease
 from shared.tail_cursor import Cursor, CursorStore
 
 logger = logging.getLogger(__name__)
 
-# Every Directory Sync event type: the ten, the token events (since 2026-04-30) and dsync.deactivated (in the spec
-# for two months of 2026 and still deserialised by WorkOS's SDKs). Unknown types are acknowledged by apply.
-DSYNC_EVENT_TYPES: tuple[str, ...] = (
-    "dsync.activated",
-    "dsync.deleted",
-    "dsync.deactivated",
-    "dsync.user.created",
-    "dsync.user.updated",
-    "dsync.user.deleted",
-    "dsync.group.created",
-    "dsync.group.updated",
-    "dsync.group.deleted",
-    "dsync.group.user_added",
-    "dsync.group.user_removed",
-    "dsync.token.created",
-    "dsync.token.revoked",
-)
 EVENTS_API_RETENTION_DAYS = 30  # documented as 30 and as 90; production users found ~30 replayable
 
 

@@ -11,27 +11,15 @@ a webhook can skip an older event that was not visible yet).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from shared import schema
+from shared.lease import ItemTable
 from shared.records import ItemKey
 
 TAIL_PK = "~TAIL#events"
 CURSOR_KEY = ItemKey(TAIL_PK, "#CURSOR")
 LEASE_KEY = ItemKey(TAIL_PK, "#LEASE")
-
-
-class CursorTable(Protocol):
-    def get_item(self, key: ItemKey) -> dict[str, Any] | None: ...
-
-    def put_item(
-        self,
-        item: dict[str, Any],
-        *,
-        condition: str | None = None,
-        names: dict[str, str] | None = None,
-        values: dict[str, Any] | None = None,
-    ) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -50,7 +38,7 @@ class Cursor:
 
 
 class CursorStore:
-    def __init__(self, table: CursorTable) -> None:
+    def __init__(self, table: ItemTable) -> None:
         self._table = table
 
     def load(self) -> Cursor | None:
