@@ -304,30 +304,35 @@ class Applier:
         batch = resolve(plans, stored)
         deadline = time.monotonic() + remaining_seconds() - self.config.safety_margin_seconds
         with ThreadPoolExecutor(max_workers=self.config.parallelism) as pool:
+            # Progress (for `dsync status`) is written beside the batch's own writes, not after them: no extra wait.
+            progress = [pool.submit(self._write, record) for record in self._progress(plans, stored, batch)]
             written = self._write_all(batch, outcomes, pool)
             self._submit_jobs(batch, written, outcomes)
             self._run_cascades(batch, outcomes, pool, deadline)
-            progress = [
-                outcome
-                for outcome in _newest_per_directory(outcomes.values())
-                if _newer_than(stored.get(records.applied_key(str(outcome.directory_id))), outcome)
-                and not _directory_gone(str(outcome.directory_id), stored, batch)
-            ]
-            list(pool.map(self._record_progress, progress))
+            for future in progress:
+                future.result()  # best effort: a failed progress write only makes `dsync status` look behind
         self._forward_refused(plans, outcomes)
         return outcomes
 
-    def _record_progress(self, outcome: MessageOutcome) -> None:
-        """Best effort: a failed progress write only makes `dsync status` look a batch behind."""
-        assert outcome.directory_id and outcome.event_id and outcome.event_type and outcome.created_at
-        record = records.applied_record(
-            outcome.directory_id,
-            event_id=outcome.event_id,
-            event_type=outcome.event_type,
-            created_at=outcome.created_at,
-            at_ms=int(self.clock() * 1000),
-        )
-        self._write(record)
+    def _progress(
+        self, plans: Sequence[EventPlan], stored: Mapping[ItemKey, StoredVersion], batch: BatchPlan
+    ) -> list[Record]:
+        """Per directory, the newest event of the batch, if newer than the stored progress and the directory is not
+        being purged (nothing new may appear in a deleted directory's partition)."""
+        newest: dict[str, DsyncEvent] = {}
+        for plan in plans:
+            current = newest.get(plan.event.directory_id)
+            if current is None or plan.event.created_at > current.created_at:
+                newest[plan.event.directory_id] = plan.event
+        at_ms = int(self.clock() * 1000)
+        return [
+            records.applied_record(
+                directory_id, event_id=event.id, event_type=event.type, created_at=event.created_at, at_ms=at_ms
+            )
+            for directory_id, event in newest.items()
+            if _newer_than(stored.get(records.applied_key(directory_id)), event.created_at)
+            and not _directory_gone(directory_id, stored, batch)
+        ]
 
     def _plan_all(self, messages: Sequence[InboundMessage]) -> tuple[dict[str, MessageOutcome], list[EventPlan]]:
         outcomes: dict[str, MessageOutcome] = {}
@@ -498,22 +503,8 @@ def _directory_gone(directory_id: str, stored: Mapping[ItemKey, StoredVersion], 
     return directory_id in batch.purges or (directory is not None and directory.deleted)
 
 
-def _newer_than(stored: StoredVersion | None, outcome: MessageOutcome) -> bool:
-    assert outcome.created_at is not None
-    return stored is None or stored.vkey < records.live_version(outcome.created_at)
-
-
-def _newest_per_directory(outcomes: Iterable[MessageOutcome]) -> list[MessageOutcome]:
-    newest: dict[str, MessageOutcome] = {}
-    for outcome in outcomes:
-        if outcome.status not in (Status.APPLIED, Status.NOOP) or outcome.created_at is None:
-            continue
-        if not (outcome.directory_id and outcome.event_id and outcome.event_type):
-            continue
-        current = newest.get(outcome.directory_id)
-        if current is None or (current.created_at is not None and outcome.created_at > current.created_at):
-            newest[outcome.directory_id] = outcome
-    return list(newest.values())
+def _newer_than(stored: StoredVersion | None, created_at: datetime) -> bool:
+    return stored is None or stored.vkey < records.live_version(created_at)
 
 
 def _fail(outcome: MessageOutcome, status: Status, reason: str | None) -> None:
