@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from shared.events import DSYNC_EVENT_TYPES
+from shared.events import DSYNC_EVENT_TYPES, iso
 from shared.ingest import BatchEventQueue, EventSource, directory_id_of
-from shared.tail import EVENTS_API_RETENTION_DAYS, EventsApi, iso_utc, parse_time, queue_events
+from shared.tail import EVENTS_API_RETENTION_DAYS, EventsApi, parse_time, queue_events
 
 MAX_WINDOW = timedelta(days=30)
 
@@ -51,10 +51,10 @@ def windows(since: datetime, until: datetime) -> Iterator[tuple[datetime, dateti
 
 def check_window(since: datetime, until: datetime, *, now: datetime) -> None:
     if since >= until:
-        raise ReplayWindowError(f"--since ({iso_utc(since)}) must be before --until ({iso_utc(until)})")
+        raise ReplayWindowError(f"--since ({iso(since)}) must be before --until ({iso(until)})")
     if since < now - timedelta(days=EVENTS_API_RETENTION_DAYS):
         raise ReplayWindowError(
-            f"--since {iso_utc(since)} is more than {EVENTS_API_RETENTION_DAYS} days ago: WorkOS no longer has those "
+            f"--since {iso(since)} is more than {EVENTS_API_RETENTION_DAYS} days ago: WorkOS no longer has those "
             "events (run `dsync reconcile` to repair state instead)"
         )
 
@@ -74,7 +74,7 @@ def replay(
     reached so far, for a progress bar."""
     until = min(until, now)
     check_window(since, until, now=now)
-    report = ReplayReport(since=iso_utc(since), until=iso_utc(until), directory_id=directory_id)
+    report = ReplayReport(since=iso(since), until=iso(until), directory_id=directory_id)
     for start, end in windows(since, until):
         report.windows += 1
         after: str | None = None
@@ -82,8 +82,8 @@ def replay(
             page = api.list_events(
                 events=DSYNC_EVENT_TYPES,
                 after=after,
-                range_start=iso_utc(start) if after is None else None,
-                range_end=iso_utc(end),
+                range_start=iso(start) if after is None else None,
+                range_end=iso(end),
                 limit=page_size,
             )
             report.requests += 1

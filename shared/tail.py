@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from shared.events import DSYNC_EVENT_TYPES
+from shared.events import DSYNC_EVENT_TYPES, iso
 from shared.ingest import BatchEventQueue, EnqueueError, EventSource, QueuedEvent, queued_event
 from shared.lease import Lease
 from shared.tail_cursor import Cursor, CursorStore
@@ -116,11 +116,6 @@ class TailReport:
         document["cursor_event_id"] = self.cursor.event_id if self.cursor else None
         document["max_lag_seconds"] = round(max(self.lag_seconds), 3) if self.lag_seconds else None
         return document
-
-
-def iso_utc(moment: datetime) -> str:
-    """ISO-8601 with a `Z` suffix: the Events API refuses offsets such as +00:00."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def parse_time(value: str) -> datetime:
@@ -242,7 +237,7 @@ class _Polling:
                 self.range_start = self.cursor.read_from
             else:
                 now = datetime.fromtimestamp(tail.now(), UTC)
-                self.range_start = iso_utc(now - timedelta(hours=self.config.bootstrap_hours))
+                self.range_start = iso(now - timedelta(hours=self.config.bootstrap_hours))
         self.last_heartbeat = 0.0
 
     def run(self) -> None:
@@ -330,7 +325,7 @@ class _Polling:
         since = recovery_start(self.cursor.event_created_at, now, self.config)
         logger.error(
             "WorkOS refused the tail's cursor: re-reading by time and queuing a full reconcile",
-            extra={"cursor": self.cursor.event_id, "range_start": iso_utc(since), "error": reason},
+            extra={"cursor": self.cursor.event_id, "range_start": iso(since), "error": reason},
         )
         self.report.recoveries += 1
         self.report.reconciles_requested += self.tail.reconciles.request_full_reconcile("events cursor refused")
@@ -339,7 +334,7 @@ class _Polling:
             event_id=None,
             recovered_ms=int(now.timestamp() * 1000),
             recovery_reason=reason[:500],
-            read_from=iso_utc(since),
+            read_from=iso(since),
         )
         self.save(fallback, expected=self.cursor.event_id)
         self.range_start = fallback.read_from
