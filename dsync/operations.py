@@ -163,6 +163,9 @@ def sample_event(event_type: str, *, seed: int | None = None) -> dict[str, Any]:
             model.remove_user_from_group(group, user),
         ),
         "dsync.deleted": lambda: model.delete_directory(directory),
+        "dsync.deactivated": lambda: model.set_directory_state(directory, "inactive", emit_event=True),
+        "dsync.token.created": lambda: model.create_token(directory),
+        "dsync.token.revoked": lambda: model.revoke_token(model.create_token(directory)["id"]),
     }
     if event_type in actions:
         actions[event_type]()

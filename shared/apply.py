@@ -139,10 +139,18 @@ def plan_event(message: InboundMessage, event: DsyncEvent, *, expires_at: int) -
     """The records one event implies, before looking at the store."""
     plan = EventPlan(message=message, event=event)
     directory_id = event.directory_id
-    if event.type == "dsync.activated":
+    if event.type in ("dsync.activated", "dsync.deactivated"):
+        # Deactivation is a state of the directory (kept, not purged): the same max-register as its activation.
         assert event.directory is not None
         vkey = records.live_version(event.directory.updated_at or event.created_at)
         plan.records.append(records.directory_record(event.directory, vkey=vkey))
+    elif event.type in ("dsync.token.created", "dsync.token.revoked"):
+        assert event.token is not None
+        revoked = event.type == "dsync.token.revoked"
+        token = records.token_record(
+            event.token, event_created_at=event.created_at, revoked=revoked, expires_at=expires_at
+        )
+        plan.records.append(token)
     elif event.type == "dsync.deleted":
         assert event.directory is not None
         vkey = records.tombstone_version(event.directory.updated_at, event.created_at)
@@ -263,7 +271,7 @@ def _add_directory_tasks(
     key = records.directory_key(directory_id)
     if key not in stored and key not in newest and directory_id not in gone:
         # A directory first seen through its users or groups: register it (its dsync.activated was missed).
-        source = plan.event.user or plan.event.group
+        source = plan.event.user or plan.event.group or plan.event.token
         batch.writes.setdefault(key, records.directory_stub(directory_id, source.organization_id if source else None))
         batch.writers[key].append(message_id)
 

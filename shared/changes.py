@@ -6,23 +6,31 @@ is the outbox, so no committed change is lost. Pure: no AWS calls (boto3 is used
 
 Event catalogue (EventBridge `source` = the pipeline's source, `workos.dsync.pipeline` by default):
 
-| detail-type            | emitted when (old item → new item)                                  | subject      |
-|------------------------|---------------------------------------------------------------------|--------------|
-| `user.provisioned`     | user absent or deleted → live (in any state, see `user.state`)      | user id      |
-| `user.suspended`       | live user, `state` active → inactive or suspended                   | user id      |
-| `user.reactivated`     | live user, `state` inactive or suspended → active                   | user id      |
-| `user.updated`         | live user, any other readable field changed (`changed` lists them)  | user id      |
-| `user.deprovisioned`   | live user → tombstone, or the live item removed                     | user id      |
-| `group.created`        | group absent or deleted → live                                      | group id     |
-| `group.updated`        | live group, a readable field changed (`changed` lists them)         | group id     |
-| `group.deleted`        | live group → tombstone, or the live item removed                    | group id     |
-| `membership.added`     | membership absent or removed → present                              | group id     |
-| `membership.removed`   | present membership → removed (tombstone), or the item removed       | group id     |
-| `directory.activated`  | directory absent, stub or deleted → activated (has its data)        | directory id |
-| `directory.deleted`    | live directory (stub included) → tombstone, or the item removed     | directory id |
+| detail-type               | emitted when (old item → new item)                                 | subject      |
+|---------------------------|--------------------------------------------------------------------|--------------|
+| `user.provisioned`        | user absent or deleted → live (in any state, see `user.state`)     | user id      |
+| `user.suspended`          | live user, `state` active → inactive or suspended                  | user id      |
+| `user.reactivated`        | live user, `state` inactive or suspended → active                  | user id      |
+| `user.roles_changed`      | live user, `role` or `roles` changed (`roles`, `added`, `removed`) | user id      |
+| `user.updated`            | live user, any other readable field changed (`changed` lists them) | user id      |
+| `user.deprovisioned`      | live user → tombstone, or the live item removed                    | user id      |
+| `group.created`           | group absent or deleted → live                                     | group id     |
+| `group.updated`           | live group, a readable field changed (`changed` lists them)        | group id     |
+| `group.deleted`           | live group → tombstone, or the live item removed                   | group id     |
+| `membership.added`        | membership absent or removed → present                             | group id     |
+| `membership.removed`      | present membership → removed (tombstone), or the item removed      | group id     |
+| `directory.activated`     | directory absent, stub, deleted or inactive → activated and active | directory id |
+| `directory.deactivated`   | activated directory, `state` → inactive (`dsync.deactivated`)      | directory id |
+| `directory.deleted`       | live directory (stub included) → tombstone, or the item removed    | directory id |
+| `directory.state_changed` | WorkOS's API `state` changed between two waves (`from`, `to`)      | directory id |
+| `directory.token_created` | a directory (SCIM) token appeared (`token`: id, suffix, time)      | directory id |
+| `directory.token_revoked` | an active token was revoked (or purged with its directory)         | directory id |
 
 A state change together with other changes emits both events (`user.suspended`, then `user.updated` without
-`state` in `changed`). A state change that is neither of the two above (inactive → suspended) is a `user.updated`.
+`state` in `changed`); likewise a role change (`user.roles_changed`, and `user.updated` only for what else
+changed). `added` and `removed` are computed from the stored old and new images, never from WorkOS's
+`previous_attributes` (a stale or duplicated delivery misstates those; the store's max-register does not). A
+state change that is neither of the two above (inactive → suspended) is a `user.updated`.
 Nothing is emitted for a rewrite whose readable projection is unchanged (a version bump with identical data; the
 `created_at`/`updated_at` timestamps alone do not count), for tombstones expiring by TTL, for the creation of a
 directory stub, or for reconcile bookkeeping items.
@@ -41,7 +49,9 @@ Every `detail` carries:
       "membership": {"group_id": …, "user_id": …},
       "directory": {readable directory},       # activated
       "user" | "group" | "directory": {"id": …},  # deprovisioned / deleted: ids only, never personal data
+                                               # (a deprovisioned user also keeps its `idp_id`, to relink)
       "changed": ["email", "first_name"],      # *.updated only, sorted readable field names
+      "roles": ["admin"], "added": […], "removed": […],  # user.roles_changed only, sorted slugs
       "truncated": true                        # only if bulky fields were dropped to fit EventBridge's 256 KB
     }
 
@@ -76,6 +86,7 @@ USER_PROVISIONED = "user.provisioned"
 USER_SUSPENDED = "user.suspended"
 USER_REACTIVATED = "user.reactivated"
 USER_UPDATED = "user.updated"
+USER_ROLES_CHANGED = "user.roles_changed"
 USER_DEPROVISIONED = "user.deprovisioned"
 GROUP_CREATED = "group.created"
 GROUP_UPDATED = "group.updated"
@@ -84,10 +95,15 @@ MEMBERSHIP_ADDED = "membership.added"
 MEMBERSHIP_REMOVED = "membership.removed"
 DIRECTORY_ACTIVATED = "directory.activated"
 DIRECTORY_DELETED = "directory.deleted"
+DIRECTORY_DEACTIVATED = "directory.deactivated"
+DIRECTORY_STATE_CHANGED = "directory.state_changed"
+DIRECTORY_TOKEN_CREATED = "directory.token_created"  # noqa: S105 (an event name)
+DIRECTORY_TOKEN_REVOKED = "directory.token_revoked"  # noqa: S105 (an event name)
 DETAIL_TYPES: tuple[str, ...] = (
     USER_PROVISIONED,
     USER_SUSPENDED,
     USER_REACTIVATED,
+    USER_ROLES_CHANGED,
     USER_UPDATED,
     USER_DEPROVISIONED,
     GROUP_CREATED,
@@ -96,8 +112,13 @@ DETAIL_TYPES: tuple[str, ...] = (
     MEMBERSHIP_ADDED,
     MEMBERSHIP_REMOVED,
     DIRECTORY_ACTIVATED,
+    DIRECTORY_DEACTIVATED,
     DIRECTORY_DELETED,
+    DIRECTORY_STATE_CHANGED,
+    DIRECTORY_TOKEN_CREATED,
+    DIRECTORY_TOKEN_REVOKED,
 )
+INACTIVE_DIRECTORY_STATE = "inactive"
 
 ACTIVE_STATE = "active"
 SUSPENDED_STATES = frozenset({"inactive", "suspended"})
@@ -105,6 +126,9 @@ SUSPENDED_STATES = frozenset({"inactive", "suspended"})
 IGNORED_FIELDS = frozenset({"created_at", "updated_at"})
 # Dropped first when an event would not fit in one EventBridge entry (free-form, unbounded IdP data).
 BULKY_FIELDS = frozenset({"custom_attributes"})
+# Small fields a consumer acts on without re-reading the subject: kept even in the minimal (oversized) form.
+KEPT_FIELDS = ("changed", "roles", "added", "removed", "from", "to")
+ROLE_FIELDS = frozenset(records.ROLE_FIELDS)
 _ENVELOPE = ("event_id", "directory_id", "organization_id", "version", "occurred_at")
 _EVENT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:workos-dsync-pipeline:change-event")
 _DIRECTORY_PK_PREFIX = schema.directory_pk("")
@@ -142,10 +166,11 @@ class ChangeEvent:
         for subject in ("user", "group", "directory"):
             if subject in self.detail:
                 detail[subject] = {"id": self.subject_id}
-        if "membership" in self.detail:
-            detail["membership"] = self.detail["membership"]
-        if "changed" in self.detail:
-            detail["changed"] = self.detail["changed"]
+                if self.detail[subject].get("idp_id"):
+                    detail[subject]["idp_id"] = self.detail[subject]["idp_id"]
+        for name in ("membership", "token", *KEPT_FIELDS):
+            if name in self.detail:
+                detail[name] = self.detail[name]
         detail["truncated"] = True
         return detail
 
@@ -229,6 +254,10 @@ def _derivation(sort_key: str) -> Callable[[_Context], list[ChangeEvent]] | None
         return _group_changes
     if sort_key.startswith(schema.MEMBER_PREFIX):
         return _membership_changes
+    if sort_key.startswith(schema.TOKEN_PREFIX):
+        return _token_changes
+    if sort_key == schema.HEALTH_SK:
+        return _health_changes
     return None  # reconcile leases and checkpoints, anything unknown
 
 
@@ -253,8 +282,10 @@ def _user_changes(context: _Context) -> list[ChangeEvent]:
     user_id = _entity_id(context)
     old, new = context.old, context.new
     if _live(old) and not _live(new):
-        organization_id = records.readable_user(old)["organization_id"]
-        body: dict[str, Any] = {"user": {"id": user_id}}  # ids only: the old image holds personal data
+        previous = records.readable_user(old)
+        # Ids only (the old image holds personal data); `idp_id` lets an app relink the person WorkOS recreates.
+        body: dict[str, Any] = {"user": {"id": user_id, "idp_id": previous["idp_id"]}}
+        organization_id = previous["organization_id"]
         return [context.event(USER_DEPROVISIONED, subject_id=user_id, organization_id=organization_id, body=body)]
     if not _live(new):
         return []  # a tombstone rewritten, expired or removed
@@ -273,6 +304,16 @@ def _user_changes(context: _Context) -> list[ChangeEvent]:
         events.append(
             context.event(state_event, subject_id=user_id, organization_id=organization_id, body={"user": user})
         )
+    if ROLE_FIELDS & set(changed):
+        changed = [name for name in changed if name not in ROLE_FIELDS]
+        before, after = set(previous["roles"]), set(user["roles"])
+        body = {
+            "user": user,
+            "roles": user["roles"],
+            "added": sorted(after - before),
+            "removed": sorted(before - after),
+        }
+        events.append(context.event(USER_ROLES_CHANGED, subject_id=user_id, organization_id=organization_id, body=body))
     if changed:
         body = {"user": dict(user), "changed": changed}
         events.append(context.event(USER_UPDATED, subject_id=user_id, organization_id=organization_id, body=body))
@@ -341,12 +382,63 @@ def _directory_changes(context: _Context) -> list[ChangeEvent]:
         organization_id = _optional_str(old.get("organization_id"))
         body: dict[str, Any] = {"directory": {"id": directory_id}}
         return [context.event(DIRECTORY_DELETED, subject_id=directory_id, organization_id=organization_id, body=body)]
-    if _live(new) and _activated(new) and not _activated(old):
-        directory = records.readable_directory(new)
-        organization_id = _optional_str(directory["organization_id"])
-        body = {"directory": directory}
-        return [context.event(DIRECTORY_ACTIVATED, subject_id=directory_id, organization_id=organization_id, body=body)]
-    return []
+    if not _activated(new):
+        return []
+    assert new is not None
+    directory = records.readable_directory(new)
+    organization_id = _optional_str(directory["organization_id"])
+    was_active = _activated(old) and not _inactive(old)
+    if _inactive(new) and _activated(old) and not _inactive(old):
+        detail_type: str | None = DIRECTORY_DEACTIVATED
+    elif not _inactive(new) and not was_active:
+        detail_type = DIRECTORY_ACTIVATED
+    else:
+        detail_type = None
+    if detail_type is None:
+        return []
+    return [
+        context.event(
+            detail_type, subject_id=directory_id, organization_id=organization_id, body={"directory": directory}
+        )
+    ]
+
+
+def _inactive(item: Item | None) -> bool:
+    return item is not None and item.get("state") == INACTIVE_DIRECTORY_STATE
+
+
+def _token_changes(context: _Context) -> list[ChangeEvent]:
+    was_live, is_live = _live(context.old), _live(context.new)
+    item = context.new if is_live else context.old
+    if was_live == is_live or item is None:
+        return []
+    return [
+        context.event(
+            DIRECTORY_TOKEN_CREATED if is_live else DIRECTORY_TOKEN_REVOKED,
+            subject_id=context.directory_id,
+            organization_id=_optional_str(item.get("organization_id")),
+            body={"token": records.readable_token(item)},
+        )
+    ]
+
+
+def _health_changes(context: _Context) -> list[ChangeEvent]:
+    """Only a change between two observations: the first observation of a directory is its baseline."""
+    old, new = context.old, context.new
+    if old is None or new is None or old.get("state") == new.get("state"):
+        return []
+    body = {
+        "directory": {"id": context.directory_id},
+        "from": old.get("state"),
+        "to": new.get("state"),
+        "health": records.readable_health(new),
+    }
+    organization_id = _optional_str(new.get("organization_id"))
+    return [
+        context.event(
+            DIRECTORY_STATE_CHANGED, subject_id=context.directory_id, organization_id=organization_id, body=body
+        )
+    ]
 
 
 # --- DynamoDB JSON ----------------------------------------------------------------------------------------------------

@@ -80,6 +80,16 @@ class Directory(_Lenient):
     updated_at: UtcDatetime | None = None
 
 
+class DirectoryToken(_Lenient):
+    """A directory's SCIM bearer token as `dsync.token.*` events carry it: the suffix, never the value."""
+
+    id: str
+    directory_id: str
+    organization_id: str | None = None
+    token_suffix: str | None = None
+    created_at: UtcDatetime | None = None
+
+
 class MembershipChange(_Lenient):
     directory_id: str
     user: DirectoryUser
@@ -106,17 +116,15 @@ EventType = Literal[
     "dsync.group.deleted",
     "dsync.group.user_added",
     "dsync.group.user_removed",
-]
-KNOWN_EVENT_TYPES: frozenset[str] = frozenset(EventType.__args__)  # type: ignore[attr-defined]
-# Every Directory Sync type WorkOS may send: the ten applied above, the token events (since 2026-04-30) and
-# dsync.deactivated (in the spec for two months of 2026, still deserialised by WorkOS's SDKs), which apply
-# acknowledges without applying. The Events API tail asks for all of them.
-DSYNC_EVENT_TYPES: tuple[str, ...] = (
-    *EventType.__args__,  # type: ignore[attr-defined]
     "dsync.deactivated",
     "dsync.token.created",
     "dsync.token.revoked",
-)
+]
+# Every Directory Sync type WorkOS may send, all applied: the ten, the token events (since 2026-04-30) and
+# dsync.deactivated (in the spec for two months of 2026, still deserialised by WorkOS's SDKs). The Events API tail
+# asks for all of them; any other type is acknowledged and counted, never dead-lettered.
+DSYNC_EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
+KNOWN_EVENT_TYPES: frozenset[str] = frozenset(DSYNC_EVENT_TYPES)
 
 
 @dataclass(frozen=True)
@@ -130,11 +138,12 @@ class DsyncEvent:
     directory: Directory | None = None
     user: DirectoryUser | None = None
     group: DirectoryGroup | None = None
+    token: DirectoryToken | None = None
 
 
 @dataclass(frozen=True)
 class UnknownEvent:
-    """A well-formed event of a type we do not apply (e.g. dsync.token.created): acknowledged and counted."""
+    """A well-formed event of a type we do not apply (a type WorkOS adds later): acknowledged and counted."""
 
     id: str
     type: str
@@ -158,7 +167,8 @@ def parse_event(body: str | bytes) -> DsyncEvent | UnknownEvent:
         raise InvalidEventError(f"{event_type}: {_summary(error)}") from error
 
 
-DIRECTORY_EVENT_TYPES = frozenset({"dsync.activated", "dsync.deleted"})
+DIRECTORY_EVENT_TYPES = frozenset({"dsync.activated", "dsync.deleted", "dsync.deactivated"})
+TOKEN_EVENT_TYPES = frozenset({"dsync.token.created", "dsync.token.revoked"})
 MEMBERSHIP_EVENT_TYPES = frozenset({"dsync.group.user_added", "dsync.group.user_removed"})
 
 
@@ -166,12 +176,16 @@ def _typed(envelope: _Envelope, event_type: EventType) -> DsyncEvent:
     directory: Directory | None = None
     user: DirectoryUser | None = None
     group: DirectoryGroup | None = None
+    token: DirectoryToken | None = None
     if event_type in DIRECTORY_EVENT_TYPES:
         directory = Directory.model_validate(envelope.data)
         directory_id = directory.id
     elif event_type in MEMBERSHIP_EVENT_TYPES:
         change = MembershipChange.model_validate(envelope.data)
         user, group, directory_id = change.user, change.group, change.directory_id
+    elif event_type in TOKEN_EVENT_TYPES:
+        token = DirectoryToken.model_validate(envelope.data)
+        directory_id = token.directory_id
     elif event_type.startswith("dsync.user."):
         user = DirectoryUser.model_validate(envelope.data)
         directory_id = user.directory_id
@@ -186,6 +200,7 @@ def _typed(envelope: _Envelope, event_type: EventType) -> DsyncEvent:
         directory=directory,
         user=user,
         group=group,
+        token=token,
     )
 
 

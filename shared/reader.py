@@ -2,11 +2,16 @@
 
 Readable rules, applied everywhere (export included): a deleted directory has no users, groups or memberships;
 deleted users and groups are absent; inactive (suspended) users are present with `state: "inactive"`; a membership
-counts only between a live user and a live group.
+counts only between a live user and a live group; a directory lists its active (unrevoked) tokens.
 
     reader = DirectoryReader(DirectoryTable(table_name))
     reader.find_user_by_email("directory_01…", "Ada@Example.com")
+    reader.find_users_by_idp_id("directory_01…", "00u1a2b3")        # a person WorkOS recreated with a new id
+    reader.organization_directories("org_01…")                       # the tenant as your app knows it
+    reader.find_user_in_organization("org_01…", email="ada@example.com")
     for user in reader.iter_live_users("directory_01…"): ...
+
+Every lookup is a key or index query, never a scan.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ def readable_state(directory_id: str, items: Iterable[Item]) -> dict[str, Any]:
     users: dict[str, Item] = {}
     groups: dict[str, Item] = {}
     memberships: list[tuple[str, str]] = []
+    tokens: list[Item] = []
     for item in items:
         if item.get(schema.DELETED_ATTRIBUTE):
             if item[schema.SORT_KEY] == schema.DIRECTORY_SK:
@@ -43,8 +49,10 @@ def readable_state(directory_id: str, items: Iterable[Item]) -> dict[str, Any]:
             groups[str(item["id"])] = item
         elif sort_key.startswith(schema.MEMBER_PREFIX):
             memberships.append((str(item["group_id"]), str(item["user_id"])))
+        elif sort_key.startswith(schema.TOKEN_PREFIX):
+            tokens.append(item)
     return {
-        "directory": records.readable_directory(directory) if directory else None,
+        "directory": _with_tokens(records.readable_directory(directory), tokens) if directory else None,
         "users": [records.readable_user(users[user_id]) for user_id in sorted(users)],
         "groups": [records.readable_group(groups[group_id]) for group_id in sorted(groups)],
         "memberships": [
@@ -53,6 +61,11 @@ def readable_state(directory_id: str, items: Iterable[Item]) -> dict[str, Any]:
             if group_id in groups and user_id in users
         ],
     }
+
+
+def _with_tokens(directory: dict[str, Any], tokens: Iterable[Item]) -> dict[str, Any]:
+    directory["tokens"] = sorted((records.readable_token(item) for item in tokens), key=lambda token: str(token["id"]))
+    return directory
 
 
 @dataclass(frozen=True)
@@ -66,8 +79,46 @@ class DirectoryReader:
         self._table = table
 
     def directory(self, directory_id: str) -> dict[str, Any] | None:
+        """The directory with its active tokens, or None if unknown or deleted."""
         item = self._table.get_item(records.directory_key(directory_id))
-        return records.readable_directory(item) if item and not item.get(schema.DELETED_ATTRIBUTE) else None
+        if not item or item.get(schema.DELETED_ATTRIBUTE):
+            return None
+        tokens = self._table.query_partition(directory_id, schema.TOKEN_PREFIX, consistent=False)
+        return _with_tokens(
+            records.readable_directory(item), (t for t in tokens if not t.get(schema.DELETED_ATTRIBUTE))
+        )
+
+    def organization_directories(self, organization_id: str) -> list[dict[str, Any]]:
+        """The organization's live directories (an app knows its tenant by organization, not directory), by id."""
+        items = self._table.query_index(schema.LOOKUP_INDEX, schema.organization_lookup_key(organization_id))
+        live = [item for item in items if not item.get(schema.DELETED_ATTRIBUTE)]
+        return sorted((records.readable_directory(item) for item in live), key=lambda d: str(d["id"]))
+
+    def find_users_by_idp_id(self, directory_id: str, idp_id: str) -> list[dict[str, Any]]:
+        """Live users with this IdP id (exact case, as WorkOS stores it), by id. WorkOS gives a returning person a
+        new directory user id; the IdP id stays, so this relinks them. Usually one user, never a scan."""
+        if self._directory_deleted(directory_id):
+            return []
+        items = self._table.query_index(schema.LOOKUP_INDEX, schema.idp_lookup_key(directory_id, idp_id))
+        live = [item for item in items if not item.get(schema.DELETED_ATTRIBUTE)]
+        return sorted((records.readable_user(item) for item in live), key=lambda user: str(user["id"]))
+
+    def find_user_in_organization(
+        self, organization_id: str, *, email: str | None = None, idp_id: str | None = None
+    ) -> dict[str, Any] | None:
+        """A live user of any of the organization's directories, by email (case-insensitive) or IdP id; the
+        lowest directory id, then the lowest user id, wins (stable). One index query per directory."""
+        if (email is None) == (idp_id is None):
+            raise ValueError("give exactly one of email or idp_id")
+        for directory in self.organization_directories(organization_id):
+            if email is not None:
+                user = self.find_user_by_email(directory["id"], email)
+            else:
+                found = self.find_users_by_idp_id(directory["id"], str(idp_id))
+                user = found[0] if found else None
+            if user is not None:
+                return user
+        return None
 
     def export(self, directory_id: str) -> dict[str, Any]:
         return readable_state(directory_id, self._table.query_partition(directory_id, ""))

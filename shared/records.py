@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from shared import schema
-from shared.events import Directory, DirectoryGroup, DirectoryUser, iso, micros
+from shared.events import Directory, DirectoryGroup, DirectoryToken, DirectoryUser, iso, micros
 
 # DynamoDB items are capped at 400 KB; keep headroom for keys and attributes.
 MAX_DATA_BYTES = 350_000
@@ -30,6 +30,7 @@ AttributeValue = str | int | bool
 USERS_BY_EMAIL = schema.USERS_BY_EMAIL_INDEX.partition_key
 MEMBERSHIPS_BY_USER = schema.MEMBERSHIPS_BY_USER_INDEX.partition_key
 DIRECTORIES = schema.DIRECTORIES_INDEX.partition_key
+LOOKUP = schema.LOOKUP_INDEX.partition_key
 
 
 class RecordTooLargeError(ValueError):
@@ -142,6 +143,7 @@ def user_record(user: DirectoryUser) -> Record:
                 "idp_id": user.idp_id,
                 "email": user.email,
                 USERS_BY_EMAIL: email_key,
+                LOOKUP: schema.idp_lookup_key(user.directory_id, user.idp_id) if user.idp_id else None,
                 "first_name": user.first_name,
                 "last_name": user.last_name,
                 "state": user.state,
@@ -222,6 +224,7 @@ def directory_record(directory: Directory, *, vkey: int) -> Record:
                 "type": directory.type,
                 "state": directory.state,
                 DIRECTORIES: schema.DIRECTORY_INDEX_VALUE,
+                LOOKUP: _organization_lookup(directory.organization_id),
                 "data": _data(directory.raw()),
             }
         ),
@@ -240,9 +243,92 @@ def directory_stub(directory_id: str, organization_id: str | None) -> Record:
                 "id": directory_id,
                 "organization_id": organization_id,
                 DIRECTORIES: schema.DIRECTORY_INDEX_VALUE,
+                LOOKUP: _organization_lookup(organization_id),
             }
         ),
     )
+
+
+def _organization_lookup(organization_id: str | None) -> str | None:
+    return schema.organization_lookup_key(organization_id) if organization_id else None
+
+
+def token_key(directory_id: str, token_id: str) -> ItemKey:
+    return ItemKey(schema.directory_pk(directory_id), schema.token_sk(token_id))
+
+
+def token_record(token: DirectoryToken, *, event_created_at: datetime, revoked: bool, expires_at: int) -> Record:
+    """A directory token: live once created, a tombstone once revoked (revocation is later, so it always wins)."""
+    return Record(
+        key=token_key(token.directory_id, token.id),
+        vkey=tombstone_version(event_created_at) if revoked else live_version(event_created_at),
+        deleted=revoked,
+        attributes=_present(
+            {
+                "kind": "token",
+                "id": token.id,
+                "directory_id": token.directory_id,
+                "organization_id": token.organization_id,
+                "token_suffix": token.token_suffix,
+                "created_at": iso(token.created_at) if token.created_at else None,
+                "revoked_at": iso(event_created_at) if revoked else None,
+            }
+        ),
+        expires_at=expires_at if revoked else None,
+    )
+
+
+def readable_token(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: item.get(name) for name in ("id", "token_suffix", "created_at")}
+
+
+def health_key(directory_id: str) -> ItemKey:
+    return ItemKey(schema.directory_pk(directory_id), schema.HEALTH_SK)
+
+
+@dataclass(frozen=True)
+class DirectoryHealth:
+    """What `GET /directories` says about one directory at one moment: its API state and WorkOS's own counts."""
+
+    directory_id: str
+    organization_id: str | None
+    state: str
+    observed_at: datetime
+    since: datetime  # when the directory entered `state` (as far as our observations tell)
+    users_active: int | None = None
+    users_inactive: int | None = None
+    groups: int | None = None
+
+
+def health_record(health: DirectoryHealth) -> Record:
+    """Versioned by observation time: a late or overlapping wave never replaces a newer observation."""
+    return Record(
+        key=health_key(health.directory_id),
+        vkey=live_version(health.observed_at),
+        deleted=False,
+        attributes=_present(
+            {
+                "kind": "health",
+                "id": health.directory_id,
+                "organization_id": health.organization_id,
+                "state": health.state,
+                "since": iso(health.since),
+                "observed_at": iso(health.observed_at),
+                "users_active": health.users_active,
+                "users_inactive": health.users_inactive,
+                "groups": health.groups,
+            }
+        ),
+    )
+
+
+def readable_health(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "state": item.get("state"),
+        "since": item.get("since"),
+        "observed_at": item.get("observed_at"),
+        "workos_counts": {name: item.get(name) for name in ("users_active", "users_inactive", "groups")},
+    }
 
 
 def directory_tombstone(directory_id: str, organization_id: str | None, *, vkey: int, expires_at: int) -> Record:
@@ -259,13 +345,21 @@ def directory_tombstone(directory_id: str, organization_id: str | None, *, vkey:
 
 
 USER_FIELDS = ("organization_id", "idp_id", "email", "first_name", "last_name", "state", "custom_attributes")
+ROLE_FIELDS = ("role", "roles")
 GROUP_FIELDS = ("organization_id", "idp_id", "name")
 DIRECTORY_FIELDS = ("name", "type", "state")
 
 
-def _readable(item: Mapping[str, Any], fields: tuple[str, ...], **ids: Any) -> dict[str, Any]:
+def _stored_object(item: Mapping[str, Any]) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(str(item.get("data") or "{}"))
+    return data
+
+
+def _readable(
+    item: Mapping[str, Any], fields: tuple[str, ...], data: Mapping[str, Any] | None = None, **ids: Any
+) -> dict[str, Any]:
     """Ids from the item's attributes, everything else from WorkOS's object as stored in `data`."""
-    data = json.loads(str(item.get("data") or "{}"))
+    data = _stored_object(item) if data is None else data
     readable = {"id": item["id"], **ids}
     readable.update({name: data.get(name) for name in fields})
     readable.update(created_at=data.get("created_at"), updated_at=data.get("updated_at"))
@@ -273,9 +367,32 @@ def _readable(item: Mapping[str, Any], fields: tuple[str, ...], **ids: Any) -> d
 
 
 def readable_user(item: Mapping[str, Any]) -> dict[str, Any]:
-    user = _readable(item, USER_FIELDS, directory_id=item.get("directory_id"))
+    data = _stored_object(item)
+    user = _readable(item, USER_FIELDS, data, directory_id=item.get("directory_id"))
     user["custom_attributes"] = user["custom_attributes"] or {}
+    user["role"], user["roles"] = role_slugs(data)
     return user
+
+
+def role_slugs(user: Mapping[str, Any]) -> tuple[str | None, list[str]]:
+    """(primary role slug or None, every role slug sorted) of a WorkOS directory user.
+
+    `roles` (all roles, since December 2025) is preferred; older payloads carry only `role` (the primary one).
+    """
+    primary = _slug(user.get("role"))
+    listed = user.get("roles")
+    if isinstance(listed, list):
+        slugs = {slug for slug in (_slug(role) for role in listed) if slug}
+    else:
+        slugs = {primary} if primary else set()
+    return primary, sorted(slugs)
+
+
+def _slug(role: Any) -> str | None:
+    if isinstance(role, Mapping):
+        slug = role.get("slug")
+        return str(slug) if slug else None
+    return str(role) if isinstance(role, str) and role else None
 
 
 def readable_group(item: Mapping[str, Any]) -> dict[str, Any]:

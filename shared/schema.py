@@ -6,14 +6,19 @@ queries on one key. Item kinds and their keys:
 | item        | pk           | sk                    | sparse index keys                                   |
 |-------------|--------------|-----------------------|-----------------------------------------------------|
 | directory   | DIR#<dir>    | #DIRECTORY            | directories: directory_index="DIRECTORY", sk=pk     |
+|             |              |                       | lookup: lookup_key="ORG#<organization>"             |
 | user        | DIR#<dir>    | USER#<user>           | users_by_email: email_key="<dir>#<lower email>"     |
+|             |              |                       | lookup: lookup_key="IDP#<dir>#<idp_id>" (exact case)|
 | group       | DIR#<dir>    | GROUP#<group>         |                                                     |
 | membership  | DIR#<dir>    | MEMBER#<group>#<user> | memberships_by_user: member_key="<dir>#<user>"      |
+| token       | DIR#<dir>    | TOKEN#<token>         | (a directory's SCIM token: suffix and times)        |
+| health      | DIR#<dir>    | ~HEALTH               | (WorkOS's API state and counts, per reconcile wave) |
 | reconcile   | DIR#<dir>    | ~RECONCILE#...        | (lease, checkpoint and seen-id chunks of a run)     |
 | applied     | DIR#<dir>    | ~APPLIED              | (newest event apply processed: a max-register)      |
 | tail        | ~TAIL#events | #CURSOR, #LEASE       | (the Events API tail's cursor and lease)            |
 
-Index keys are only present on live items, so tombstones never show up in index queries.
+Index keys are only present on live items, so tombstones never show up in index queries. `lookup` is one
+overloaded index (a prefix per access pattern) because CloudFormation adds at most one index per table update.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ DIRECTORY_SK = "#DIRECTORY"
 USER_PREFIX = "USER#"
 GROUP_PREFIX = "GROUP#"
 MEMBER_PREFIX = "MEMBER#"
+TOKEN_PREFIX = "TOKEN#"  # noqa: S105 (a key prefix)
+HEALTH_SK = "~HEALTH"
 RECONCILE_PREFIX = "~RECONCILE#"
 APPLIED_SK = "~APPLIED"
 DIRECTORY_INDEX_VALUE = "DIRECTORY"
@@ -51,10 +58,16 @@ class IndexSpec:
 DIRECTORIES_INDEX = IndexSpec(name="directories", partition_key="directory_index", sort_key=PARTITION_KEY)
 USERS_BY_EMAIL_INDEX = IndexSpec(name="users_by_email", partition_key="email_key", sort_key=SORT_KEY)
 MEMBERSHIPS_BY_USER_INDEX = IndexSpec(name="memberships_by_user", partition_key="member_key", sort_key=SORT_KEY)
-GLOBAL_INDEXES: tuple[IndexSpec, ...] = (DIRECTORIES_INDEX, USERS_BY_EMAIL_INDEX, MEMBERSHIPS_BY_USER_INDEX)
+LOOKUP_INDEX = IndexSpec(name="lookup", partition_key="lookup_key", sort_key=PARTITION_KEY)
+GLOBAL_INDEXES: tuple[IndexSpec, ...] = (
+    DIRECTORIES_INDEX,
+    USERS_BY_EMAIL_INDEX,
+    MEMBERSHIPS_BY_USER_INDEX,
+    LOOKUP_INDEX,
+)
 
 # Every key attribute is a string.
-KEY_ATTRIBUTES: tuple[str, ...] = (PARTITION_KEY, SORT_KEY, "directory_index", "email_key", "member_key")
+KEY_ATTRIBUTES: tuple[str, ...] = (PARTITION_KEY, SORT_KEY, "directory_index", "email_key", "member_key", "lookup_key")
 
 
 def directory_pk(directory_id: str) -> str:
@@ -75,6 +88,19 @@ def membership_sk(group_id: str, user_id: str) -> str:
 
 def group_members_prefix(group_id: str) -> str:
     return f"{MEMBER_PREFIX}{group_id}#"
+
+
+def token_sk(token_id: str) -> str:
+    return f"{TOKEN_PREFIX}{token_id}"
+
+
+def idp_lookup_key(directory_id: str, idp_id: str) -> str:
+    """Exact, case-sensitive: WorkOS stores the IdP's id as the IdP sent it."""
+    return f"IDP#{directory_id}#{idp_id}"
+
+
+def organization_lookup_key(organization_id: str) -> str:
+    return f"ORG#{organization_id}"
 
 
 def email_key(directory_id: str, email: str) -> str:

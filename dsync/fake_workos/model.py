@@ -8,7 +8,12 @@ DynamoDB state is compared against. Event shapes follow the WorkOS SDK fixtures
 * ``dsync.deleted`` is the only event for a deleted directory (no per-user/per-group deletes);
 * deleting a user or a group drops its memberships without ``dsync.group.user_removed`` events;
 * membership changes do not bump the user's or group's ``updated_at`` (documented known issue);
-* ``dsync.user.updated`` / ``dsync.group.updated`` carry ``previous_attributes`` inside ``data``.
+* ``dsync.user.updated`` / ``dsync.group.updated`` carry ``previous_attributes`` inside ``data``;
+* roles come from IdP group -> role mappings (``map_group_to_role``): a user's ``roles`` are the roles of the mapped
+  groups they are in, or the default role when in none; a change emits ``dsync.user.updated`` (an inference:
+  WorkOS documents the mapping, not how its change is delivered);
+* payloads have the 2026 shape by default (``raw_attributes`` is ``{}``; ``job_title``, ``username`` null and
+  ``emails`` empty, since 2026-04-15); ``legacy_payloads=True`` restores the older, fuller shape.
 """
 
 from __future__ import annotations
@@ -45,8 +50,9 @@ USER_STATES: Final = frozenset({"active", "inactive", "suspended"})
 
 _ONE_MS: Final = timedelta(milliseconds=1)
 _USER_UPDATABLE: Final = frozenset(
-    {"first_name", "last_name", "email", "state", "custom_attributes", "job_title", "username", "role"}
+    {"first_name", "last_name", "email", "state", "custom_attributes", "job_title", "username", "role", "roles"}
 )
+DEFAULT_ROLE: Final = "member"
 _GROUP_UPDATABLE: Final = frozenset({"name"})
 # Not diffed into previous_attributes: bookkeeping, and the deprecated provider payload.
 _NOT_DIFFED: Final = frozenset({"updated_at", "raw_attributes"})
@@ -124,6 +130,7 @@ class _User:
     username: str | None
     state: str
     role: str
+    roles: list[str]
     custom_attributes: JsonDict
     created_at: datetime
     updated_at: datetime
@@ -163,8 +170,15 @@ def _user_raw_attributes(user: _User) -> JsonDict:
     return raw
 
 
-def _user_snapshot(user: _User) -> JsonDict:
-    """DirectoryUser exactly as events (and, plus ``groups``, the API) carry it."""
+def _user_snapshot(user: _User, *, legacy: bool = False) -> JsonDict:
+    """DirectoryUser exactly as events (and, plus ``groups``, the API) carry it; the 2026 shape unless ``legacy``."""
+    snapshot = _legacy_user_snapshot(user)
+    if not legacy:
+        snapshot.update(raw_attributes={}, job_title=None, username=None, emails=[])
+    return snapshot
+
+
+def _legacy_user_snapshot(user: _User) -> JsonDict:
     return {
         "object": "directory_user",
         "id": user.id,
@@ -182,7 +196,7 @@ def _user_snapshot(user: _User) -> JsonDict:
         "raw_attributes": _user_raw_attributes(user),
         "custom_attributes": copy.deepcopy(user.custom_attributes),
         "role": {"slug": user.role},
-        "roles": [{"slug": user.role}],
+        "roles": [{"slug": role} for role in user.roles],
         "created_at": format_timestamp(user.created_at),
         "updated_at": format_timestamp(user.updated_at),
     }
@@ -250,8 +264,9 @@ class DirectoryModel:
     :class:`SteppingClock`) and a seed, the whole event history is reproducible.
     """
 
-    def __init__(self, *, clock: Clock | None = None, seed: int | None = None) -> None:
+    def __init__(self, *, clock: Clock | None = None, seed: int | None = None, legacy_payloads: bool = False) -> None:
         self._clock: Clock = clock or _utcnow
+        self._legacy = legacy_payloads
         # Not for security: seeded so generated fixtures are reproducible.
         self._rng = random.Random(seed)  # noqa: S311
         self._ids = UlidFactory(self._rng)
@@ -261,6 +276,8 @@ class DirectoryModel:
         self._deleted_directories: set[str] = set()
         self._users: dict[str, _User] = {}
         self._groups: dict[str, _Group] = {}
+        self._role_mappings: dict[str, dict[str, str]] = {}
+        self._tokens: dict[str, JsonDict] = {}  # directory -> {group id: role}, in priority order
         self._events: list[JsonDict] = []
         self._event_keys: list[str] = []  # ULID parts of the event ids, ascending (ids are monotonic)
         self._event_times: list[datetime] = []
@@ -289,6 +306,9 @@ class DirectoryModel:
         )
         self._event_keys.append(ulid_part(event_id))
         self._event_times.append(at)
+
+    def _snapshot(self, user: _User) -> JsonDict:
+        return _user_snapshot(user, legacy=self._legacy)
 
     def _directory(self, directory_id: str) -> _Directory:
         try:
@@ -352,10 +372,59 @@ class DirectoryModel:
                 del self._users[user_id]
             for group_id in [g.id for g in self._groups.values() if g.directory_id == directory_id]:
                 del self._groups[group_id]
+            for token_id in [t for t, token in self._tokens.items() if token["directory_id"] == directory_id]:
+                del self._tokens[token_id]
+            self._role_mappings.pop(directory_id, None)
             del self._directories[directory_id]
             self._deleted_directories.add(directory_id)
             self._emit("dsync.deleted", data, ts)
             return copy.deepcopy(data)
+
+    def set_directory_state(self, directory_id: str, state: str, *, emit_event: bool = False) -> JsonDict:
+        """Change a directory's state (event vocabulary) the way the IdP connection does: silently, as WorkOS sends
+        no event for ``invalid_credentials`` or ``validating``. ``emit_event`` sends, for ``inactive``, the
+        ``dsync.deactivated`` that WorkOS's spec carried for part of 2026, and for ``active`` a ``dsync.activated``."""
+        if state not in DIRECTORY_STATES:
+            raise ValueError(f"directory state must be one of {sorted(DIRECTORY_STATES)}, got {state!r}")
+        with self._lock:
+            directory = self._directory(directory_id)
+            ts = self._tick()
+            directory.state, directory.updated_at = state, ts
+            data = _directory_event_data(directory, with_domains=False)
+            if emit_event and state == "inactive":
+                self._emit("dsync.deactivated", data, ts)
+            elif emit_event and state == "active":
+                self._emit("dsync.activated", _directory_event_data(directory, with_domains=True), ts)
+            return copy.deepcopy(data)
+
+    def create_token(self, directory_id: str) -> JsonDict:
+        """A new directory (SCIM bearer) token: emits ``dsync.token.created`` with its suffix, never its value."""
+        with self._lock:
+            directory = self._directory(directory_id)
+            ts = self._tick()
+            token = {
+                "object": "directory_token",
+                "id": self._ids.new("directory_token", ts),
+                "directory_id": directory_id,
+                "organization_id": directory.organization_id,
+                "token_suffix": random_token(self._rng, 4),
+                "created_at": format_timestamp(ts),
+            }
+            self._tokens[token["id"]] = token
+            self._emit("dsync.token.created", token, ts)
+            return copy.deepcopy(token)
+
+    def revoke_token(self, token_id: str) -> JsonDict:
+        """Revoke a directory token: emits ``dsync.token.revoked`` (same payload as its creation)."""
+        with self._lock:
+            token = self._tokens.pop(token_id)
+            self._emit("dsync.token.revoked", token, self._tick())
+            return copy.deepcopy(token)
+
+    def tokens(self, directory_id: str) -> list[JsonDict]:
+        """Active tokens of a directory, oldest first."""
+        with self._lock:
+            return [copy.deepcopy(t) for t in self._tokens.values() if t["directory_id"] == directory_id]
 
     # ------------------------------------------------------------------ users
 
@@ -371,9 +440,10 @@ class DirectoryModel:
         custom_attributes: JsonDict | None = None,
         job_title: str | None = None,
         username: str | None = None,
-        role: str = "member",
+        role: str = DEFAULT_ROLE,
+        roles: list[str] | None = None,
     ) -> JsonDict:
-        """Provision a user and emit ``dsync.user.created``; ``username`` defaults to the email."""
+        """Provision a user and emit ``dsync.user.created``; ``username`` defaults to the email (legacy shape)."""
         _check_user_state(state)
         with self._lock:
             directory = self._directory(directory_id)
@@ -394,12 +464,13 @@ class DirectoryModel:
                 username=username if username is not None else email,
                 state=state,
                 role=role,
+                roles=sorted(set(roles)) if roles else [role],
                 custom_attributes=copy.deepcopy(custom_attributes or {}),
                 created_at=ts,
                 updated_at=ts,
             )
             self._users[user.id] = user
-            snapshot = _user_snapshot(user)
+            snapshot = self._snapshot(user)
             self._emit("dsync.user.created", snapshot, ts)
             return copy.deepcopy(snapshot)
 
@@ -416,19 +487,57 @@ class DirectoryModel:
             _check_user_state(changes["state"])
         with self._lock:
             user = self._user(user_id)
-            before = _user_snapshot(user)
+            before = self._snapshot(user)
+            roles = changes.pop("roles", None)
             for key, value in changes.items():
                 setattr(user, key, copy.deepcopy(value))
-            after = _user_snapshot(user)
-            previous = _previous_attributes(before, after)
-            if not previous:
-                return after
-            ts = self._tick()
-            user.updated_at = ts
-            data = _user_snapshot(user)
-            data["previous_attributes"] = previous
-            self._emit("dsync.user.updated", data, ts)
-            return _user_snapshot(user)
+            if roles is not None:
+                user.roles = sorted(set(roles)) or [DEFAULT_ROLE]
+                user.role = changes.get("role", roles[0] if roles else DEFAULT_ROLE)
+            elif "role" in changes:
+                user.roles = [user.role]
+            return self._emit_user_update(user, before)
+
+    def _emit_user_update(self, user: _User, before: JsonDict) -> JsonDict:
+        previous = _previous_attributes(before, self._snapshot(user))
+        if not previous:
+            return self._snapshot(user)
+        ts = self._tick()
+        user.updated_at = ts
+        data = self._snapshot(user)
+        data["previous_attributes"] = previous
+        self._emit("dsync.user.updated", data, ts)
+        return self._snapshot(user)
+
+    # ------------------------------------------------------------------ roles
+
+    def map_group_to_role(self, group_id: str, role: str | None) -> list[str]:
+        """Map an IdP group to a role (None removes the mapping), as in WorkOS's dashboard; every member whose roles
+        change gets a ``dsync.user.updated``. Earlier mappings take priority for the primary ``role``. Returns the
+        ids of the users whose roles changed."""
+        with self._lock:
+            group = self._group(group_id)
+            mappings = self._role_mappings.setdefault(group.directory_id, {})
+            if role is None:
+                mappings.pop(group_id, None)
+            else:
+                mappings[group_id] = role
+            users = [u for u in self._users.values() if u.directory_id == group.directory_id]
+            return [user.id for user in _by_creation(users) if self._apply_role_mapping(user)]
+
+    def _apply_role_mapping(self, user: _User) -> bool:
+        """Re-derive a user's roles from the directory's mappings (if it has ever had any); True if they changed."""
+        mappings = self._role_mappings.get(user.directory_id)
+        if mappings is None:
+            return False
+        mapped = [role for group_id, role in mappings.items() if group_id in user.groups]
+        role, roles = (mapped[0], sorted(set(mapped))) if mapped else (DEFAULT_ROLE, [DEFAULT_ROLE])
+        if (role, roles) == (user.role, user.roles):
+            return False
+        before = self._snapshot(user)
+        user.role, user.roles = role, roles
+        self._emit_user_update(user, before)
+        return True
 
     def deactivate_user(self, user_id: str) -> JsonDict:
         """Soft delete, the way most IdPs deprovision: ``state`` becomes ``inactive``."""
@@ -443,7 +552,7 @@ class DirectoryModel:
         with self._lock:
             user = self._user(user_id)
             ts = self._tick()
-            snapshot = _user_snapshot(user)
+            snapshot = self._snapshot(user)
             for group_id in user.groups:
                 self._groups[group_id].members.discard(user_id)
             del self._users[user_id]
@@ -505,6 +614,9 @@ class DirectoryModel:
                 self._users[user_id].groups.discard(group_id)
             del self._groups[group_id]
             self._emit("dsync.group.deleted", snapshot, ts)
+            self._role_mappings.get(group.directory_id, {}).pop(group_id, None)
+            for user_id in sorted(group.members):
+                self._apply_role_mapping(self._users[user_id])
             return copy.deepcopy(snapshot)
 
     # ------------------------------------------------------------------ memberships
@@ -517,7 +629,7 @@ class DirectoryModel:
 
     def _membership_event(self, event: str, group: _Group, user: _User) -> JsonDict:
         ts = self._tick()  # membership changes do NOT bump user/group updated_at (WorkOS known issue)
-        data = {"directory_id": group.directory_id, "user": _user_snapshot(user), "group": _group_snapshot(group)}
+        data = {"directory_id": group.directory_id, "user": self._snapshot(user), "group": _group_snapshot(group)}
         self._emit(event, data, ts)
         return copy.deepcopy(data)
 
@@ -529,7 +641,9 @@ class DirectoryModel:
                 return None
             group.members.add(user_id)
             user.groups.add(group_id)
-            return self._membership_event("dsync.group.user_added", group, user)
+            data = self._membership_event("dsync.group.user_added", group, user)
+            self._apply_role_mapping(user)
+            return data
 
     def remove_user_from_group(self, group_id: str, user_id: str) -> JsonDict | None:
         """Emit ``dsync.group.user_removed``; returns its data, or None if not a member (no event)."""
@@ -539,7 +653,9 @@ class DirectoryModel:
                 return None
             group.members.discard(user_id)
             user.groups.discard(group_id)
-            return self._membership_event("dsync.group.user_removed", group, user)
+            data = self._membership_event("dsync.group.user_removed", group, user)
+            self._apply_role_mapping(user)
+            return data
 
     # ------------------------------------------------------------------ events
 
@@ -627,7 +743,7 @@ class DirectoryModel:
     def users(self, directory_id: str | None = None, group_id: str | None = None) -> list[JsonDict]:
         """Matching user snapshots in creation order; unknown filters match nothing."""
         with self._lock:
-            return [_user_snapshot(u) for u in self._select_users(directory_id, group_id)]
+            return [self._snapshot(u) for u in self._select_users(directory_id, group_id)]
 
     def _select_users(self, directory_id: str | None, group_id: str | None) -> list[_User]:
         if group_id is not None:
@@ -640,7 +756,7 @@ class DirectoryModel:
     def get_user(self, user_id: str) -> JsonDict:
         """A user snapshot (KeyError if unknown or deleted)."""
         with self._lock:
-            return _user_snapshot(self._user(user_id))
+            return self._snapshot(self._user(user_id))
 
     def group_ids(self, directory_id: str | None = None, user_id: str | None = None) -> list[str]:
         """Matching group ids in creation order; unknown filters match nothing."""
@@ -691,6 +807,11 @@ class DirectoryModel:
                     "state": directory.state,
                     "name": directory.name,
                     "type": directory.type,
+                    "tokens": [
+                        {"id": t["id"], "token_suffix": t["token_suffix"], "created_at": t["created_at"]}
+                        for t in sorted(self._tokens.values(), key=lambda t: str(t["id"]))
+                        if t["directory_id"] == directory_id
+                    ],
                 },
                 "users": [
                     {
@@ -701,6 +822,8 @@ class DirectoryModel:
                         "last_name": u.last_name,
                         "state": u.state,
                         "custom_attributes": copy.deepcopy(u.custom_attributes),
+                        "role": u.role,
+                        "roles": list(u.roles),
                     }
                     for u in users
                 ],

@@ -30,8 +30,16 @@ OPERATIONS = (
     "add_member",
     "remove_member",
     "remove_member",
+    "map_role",
+    "map_role",
+    "set_roles",
+    "create_token",
+    "revoke_token",
+    "deactivate_directory",
+    "reactivate_directory",
     "delete_directory",
 )
+ROLES = ("admin", "billing", "viewer", None)  # None removes a group's mapping
 # Every history starts with a few users and groups so that most generated steps do something.
 PRELUDE = (("create_user", 0, 0), ("create_user", 1, 0), ("create_group", 0, 0), ("create_group", 1, 1))
 FIRST_NAMES = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Margaret", "Linus")
@@ -78,6 +86,19 @@ def _step(model: DirectoryModel, directory_id: str, operation: str, first: int, 
         model.add_user_to_group(pick_group, pick_user)
     elif operation == "remove_member" and pick_group and pick_user:
         model.remove_user_from_group(pick_group, pick_user)
+    elif operation == "map_role" and pick_group:
+        model.map_group_to_role(pick_group, ROLES[first % len(ROLES)])
+    elif operation == "set_roles" and pick_user:
+        model.update_user(pick_user, roles=[role for role in ROLES[: second % 4] if role] or ["member"])
+    elif operation == "create_token":
+        model.create_token(directory_id)
+    elif operation == "revoke_token" and model.tokens(directory_id):
+        tokens = model.tokens(directory_id)
+        model.revoke_token(tokens[first % len(tokens)]["id"])
+    elif operation == "deactivate_directory":
+        model.set_directory_state(directory_id, "inactive", emit_event=True)
+    elif operation == "reactivate_directory":
+        model.set_directory_state(directory_id, "active", emit_event=True)
     elif operation == "delete_directory" and first == second == 0:  # rare: it ends the history
         model.delete_directory(directory_id)
         return False

@@ -278,10 +278,52 @@ def test_deletion_in_the_same_batch_wins_over_everything_before_it(h: Harness) -
 
 
 def test_unknown_event_types_are_acknowledged_and_counted(h: Harness) -> None:
-    token = ev.event("dsync.token.created", {"object": "directory_token", "directory_id": ev.DIRECTORY}, created=0)
-    [outcome] = h.apply(token)
-    assert (outcome.status, outcome.event_type) == (Status.IGNORED, "dsync.token.created")
+    future = ev.event("dsync.something.new", {"object": "thing", "directory_id": ev.DIRECTORY}, created=0)
+    [outcome] = h.apply(future)
+    assert (outcome.status, outcome.event_type) == (Status.IGNORED, "dsync.something.new")
     assert h.store.items == {}
+
+
+def token(token_id: str = "directory_token_1") -> dict[str, Any]:
+    return {
+        "object": "directory_token",
+        "id": token_id,
+        "directory_id": ev.DIRECTORY,
+        "organization_id": ev.ORG,
+        "token_suffix": "a1b2",
+        "created_at": ev.at(0),
+    }
+
+
+def test_token_events_keep_the_active_tokens_whatever_their_order(h: Harness) -> None:
+    created, revoked = (
+        ev.event("dsync.token.created", token(), created=1),
+        ev.event("dsync.token.revoked", token(), created=5),
+    )
+    kept = ev.event("dsync.token.created", token("directory_token_2"), created=3)
+    assert statuses(h.apply(revoked, kept)) == ["applied", "applied"]
+    assert statuses(h.apply(created)) == ["noop"]  # the stale creation cannot bring the revoked token back
+    revoked_item = h.item(records.token_key(ev.DIRECTORY, "directory_token_1"))
+    assert revoked_item is not None and revoked_item["deleted"] and revoked_item["token_suffix"] == "a1b2"
+    assert h.state()["directory"]["tokens"] == [
+        {"id": "directory_token_2", "token_suffix": "a1b2", "created_at": ev.at(0)}
+    ]
+    assert h.dead.parked == []
+
+
+def test_deactivation_marks_the_directory_inactive_and_keeps_its_users(h: Harness) -> None:
+    h.apply(
+        ev.event("dsync.activated", ev.directory(), created=0), ev.event("dsync.user.created", ev.user(), created=1)
+    )
+    h.work.jobs.clear()
+    deactivated = ev.event("dsync.deactivated", ev.directory(updated=9, state="inactive"), created=9)
+    stale_activation = ev.event("dsync.activated", ev.directory(updated=2), created=2)
+    assert statuses(h.apply(deactivated)) == ["applied"]
+    assert statuses(h.apply(stale_activation)) == ["noop"]
+    state = h.state()
+    assert state["directory"]["state"] == "inactive"
+    assert user_ids(state) == ["directory_user_1"]
+    assert h.work.jobs == []  # no purge and no initial sync
 
 
 @pytest.mark.parametrize(

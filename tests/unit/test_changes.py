@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from shared import changes, records
 from shared.changes import ChangeEvent, MalformedStreamRecordError, changes_from_stream_record
+from shared.events import DirectoryToken
 from tests.support import dsync_events as ev
 from tests.support import streams as s
 
@@ -109,15 +110,49 @@ def test_version_bump_with_identical_data_emits_nothing() -> None:
 
 def test_fields_outside_the_readable_projection_are_not_changes() -> None:
     old = s.user_item(raw_attributes={"manager": "x"})
-    new = s.user_item(updated=10, raw_attributes={"manager": "y"}, role={"slug": "admin"})
+    new = s.user_item(updated=10, raw_attributes={"manager": "y"}, job_title="CEO")
     assert derive(s.modify(old, new)) == []
+
+
+def test_a_role_change_is_its_own_event_with_what_was_added_and_removed() -> None:
+    old = s.user_item(role={"slug": "member"}, roles=[{"slug": "member"}])
+    new = s.user_item(
+        updated=10, first_name="Augusta", role={"slug": "admin"}, roles=[{"slug": "billing"}, {"slug": "admin"}]
+    )
+    roles, updated = derive(s.modify(old, new))
+    assert roles.detail_type == "user.roles_changed"
+    assert (roles.detail["roles"], roles.detail["added"], roles.detail["removed"]) == (
+        ["admin", "billing"],
+        ["admin", "billing"],
+        ["member"],
+    )
+    assert (roles.detail["user"]["role"], roles.detail["user"]["roles"]) == ("admin", ["admin", "billing"])
+    assert updated.detail_type == "user.updated" and updated.detail["changed"] == ["first_name"]
+
+
+def test_a_primary_role_change_alone_is_a_roles_change_with_nothing_added_or_removed() -> None:
+    old = s.user_item(role={"slug": "admin"}, roles=[{"slug": "admin"}, {"slug": "billing"}])
+    new = s.user_item(updated=10, role={"slug": "billing"}, roles=[{"slug": "admin"}, {"slug": "billing"}])
+    [event] = derive(s.modify(old, new))
+    assert (event.detail_type, event.detail["added"], event.detail["removed"]) == ("user.roles_changed", [], [])
+    assert event.detail["user"]["role"] == "billing"
+
+
+def test_older_payloads_with_only_a_primary_role_read_as_one_role() -> None:
+    [event] = derive(s.modify(s.user_item(role={"slug": "member"}), s.user_item(updated=10, role={"slug": "admin"})))
+    assert (event.detail["roles"], event.detail["added"], event.detail["removed"]) == (["admin"], ["admin"], ["member"])
+
+
+def test_a_user_without_roles_reads_as_none_and_empty() -> None:
+    [event] = derive(s.insert(s.user_item(role=None)))
+    assert (event.detail["user"]["role"], event.detail["user"]["roles"]) == (None, [])
 
 
 def test_deleted_user_is_deprovisioned_with_ids_only() -> None:
     tombstone = s.user_tombstone(deleted=30)
     [event] = derive(s.modify(s.user_item(), tombstone))
     assert event.detail_type == "user.deprovisioned"
-    assert event.detail["user"] == {"id": "directory_user_1"}
+    assert event.detail["user"] == {"id": "directory_user_1", "idp_id": "idp-directory_user_1"}
     assert event.detail["version"] == tombstone.vkey
     assert event.organization_id == ev.ORG
     assert_no_personal_data(event)
@@ -127,7 +162,7 @@ def test_removed_live_user_is_deprovisioned_with_ids_only_and_a_deletion_version
     user = s.user_item(updated=10)
     [event] = derive(s.remove(user))
     assert event.detail_type == "user.deprovisioned"
-    assert event.detail["user"] == {"id": "directory_user_1"}
+    assert event.detail["user"] == {"id": "directory_user_1", "idp_id": "idp-directory_user_1"}
     assert event.detail["version"] == user.vkey | 1 > user.vkey  # orders after the user's last live version
     assert_no_personal_data(event)
 
@@ -310,7 +345,7 @@ def test_compact_and_minimal_details_drop_bulk_and_mark_truncation() -> None:
         "organization_id": ev.ORG,
         "version": event.detail["version"],
         "occurred_at": event.detail["occurred_at"],
-        "user": {"id": "directory_user_1"},
+        "user": {"id": "directory_user_1", "idp_id": "idp-directory_user_1"},
         "changed": ["first_name"],
         "truncated": True,
     }
@@ -321,3 +356,49 @@ def test_catalogue_is_documented() -> None:
     doc = changes.__doc__ or ""
     for detail_type in changes.DETAIL_TYPES:
         assert f"`{detail_type}`" in doc
+
+
+# --- Directories: deactivation, tokens, health --------------------------------------------------------------------
+
+
+def test_deactivation_and_reactivation_of_a_directory() -> None:
+    active, inactive = s.directory_item(), s.directory_item(updated=10, state="inactive")
+    [deactivated] = derive(s.modify(active, inactive))
+    assert deactivated.detail_type == "directory.deactivated"
+    assert deactivated.detail["directory"]["state"] == "inactive"
+    [reactivated] = derive(s.modify(inactive, s.directory_item(updated=20)))
+    assert reactivated.detail_type == "directory.activated"
+    assert derive(s.modify(inactive, s.directory_item(updated=30, state="inactive"))) == []
+
+
+def token_item(*, revoked: bool = False) -> records.Record:
+    token = DirectoryToken.model_validate(
+        {"id": "directory_token_1", "directory_id": ev.DIRECTORY, "organization_id": ev.ORG, "token_suffix": "x9z8"}
+    )
+    return records.token_record(token, event_created_at=ev.BASE, revoked=revoked, expires_at=1)
+
+
+def test_tokens_created_and_revoked_carry_the_suffix_never_more() -> None:
+    [created] = derive(s.insert(token_item()))
+    assert created.detail_type == "directory.token_created"
+    assert created.detail["token"] == {"id": "directory_token_1", "token_suffix": "x9z8", "created_at": None}
+    assert created.subject_id == ev.DIRECTORY and created.organization_id == ev.ORG
+    [revoked] = derive(s.modify(token_item(), token_item(revoked=True)))
+    assert revoked.detail_type == "directory.token_revoked"
+    assert derive(s.insert(token_item(revoked=True))) == []  # a revocation of a token we never saw: nothing to say
+
+
+def health_item(state: str, *, at: float) -> records.Record:
+    moment = ev.BASE + timedelta(seconds=at)
+    return records.health_record(
+        records.DirectoryHealth(ev.DIRECTORY, ev.ORG, state, observed_at=moment, since=moment, users_active=3)
+    )
+
+
+def test_a_health_state_change_is_published_with_from_and_to() -> None:
+    assert derive(s.insert(health_item("invalid_credentials", at=0))) == []  # the first observation is a baseline
+    assert derive(s.modify(health_item("linked", at=0), health_item("linked", at=60))) == []
+    [event] = derive(s.modify(health_item("linked", at=0), health_item("invalid_credentials", at=60)))
+    assert event.detail_type == "directory.state_changed"
+    assert (event.detail["from"], event.detail["to"]) == ("linked", "invalid_credentials")
+    assert event.detail["health"]["workos_counts"] == {"users_active": 3, "users_inactive": None, "groups": None}

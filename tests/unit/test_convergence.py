@@ -127,7 +127,22 @@ def test_a_generated_history_exercises_every_event_type() -> None:
         ("rename_group", 4, 4),
         ("delete_group", 5, 5),
         ("delete_user", 6, 6),
+        ("map_role", 0, 1),
+        ("create_token", 0, 0),
+        ("revoke_token", 0, 0),
+        ("deactivate_directory", 0, 0),
+        ("reactivate_directory", 0, 0),
         ("delete_directory", 0, 0),
     ]
     model, _ = build_history(operations)
     assert {event["event"] for event in model.events} == KNOWN_EVENT_TYPES
+
+
+def test_generated_histories_change_roles_through_group_mappings() -> None:
+    """Guards the generator: role changes (mapped groups, several roles, back to the default) are in the histories."""
+    operations = [("add_member", 0, 0), ("add_member", 0, 1), ("map_role", 0, 0), ("map_role", 1, 1)]
+    model, directory_id = build_history(operations)
+    roles = {tuple(user["roles"]) for user in model.snapshot(directory_id)["users"]}
+    assert ("admin", "billing") in roles
+    model2, directory_id2 = build_history([*operations, ("map_role", 3, 0), ("map_role", 3, 1)])
+    assert {tuple(user["roles"]) for user in model2.snapshot(directory_id2)["users"]} == {("member",)}

@@ -63,13 +63,13 @@ def fixture_name(event_type: str) -> str:
     return event_type.replace(".", "_")
 
 
-def new_model(seed: int = 7) -> DirectoryModel:
-    return DirectoryModel(clock=SteppingClock(T0), seed=seed)
+def new_model(seed: int = 7, *, legacy_payloads: bool = False) -> DirectoryModel:
+    return DirectoryModel(clock=SteppingClock(T0), seed=seed, legacy_payloads=legacy_payloads)
 
 
-def every_event_type() -> DirectoryModel:
-    """A story that emits each of the ten dsync event types at least once."""
-    model = new_model()
+def every_event_type(*, legacy_payloads: bool = True) -> DirectoryModel:
+    """A story that emits each of the ten dsync event types at least once (in the SDK fixtures' older shape)."""
+    model = new_model(legacy_payloads=legacy_payloads)
     directory = model.create_directory(name="Foo Corp", domain="foo-corp.test")
     user = model.create_user(
         directory["id"],
@@ -327,7 +327,7 @@ def test_delete_directory_emits_a_single_dsync_deleted() -> None:
 
 
 def test_update_user_previous_attributes_follow_the_documented_rules() -> None:
-    model = new_model()
+    model = new_model(legacy_payloads=True)
     directory = model.create_directory()
     user = model.create_user(
         directory["id"],
@@ -476,6 +476,7 @@ def test_snapshot_after_a_scripted_story() -> None:
             "state": "active",
             "name": "Acme Okta",
             "type": "okta scim v2.0",
+                "tokens": [],
         },
         "users": [
             {
@@ -486,6 +487,8 @@ def test_snapshot_after_a_scripted_story() -> None:
                 "last_name": "Lopez",
                 "state": "active",
                 "custom_attributes": {"department": "Engineering"},
+                "role": "member",
+                "roles": ["member"],
             },
             {
                 "id": bo["id"],
@@ -495,6 +498,8 @@ def test_snapshot_after_a_scripted_story() -> None:
                 "last_name": "Kim",
                 "state": "inactive",
                 "custom_attributes": {},
+                "role": "member",
+                "roles": ["member"],
             },
         ],
         "groups": [
@@ -575,3 +580,66 @@ def test_concurrent_mutations_are_serialised() -> None:
     stamps = [e["created_at"] for e in events]
     assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
     assert len({e["id"] for e in events}) == len(events)
+
+
+# ---------------------------------------------------------------- 2026: payload shape, roles, tokens, directory state
+
+
+def test_payloads_have_the_2026_shape_by_default() -> None:
+    model = new_model()
+    directory = model.create_directory()
+    model.create_user(directory["id"], first_name="A", last_name="B", email="a@acme.test", job_title="CEO")
+    data = model.events[-1]["data"]
+    assert (data["raw_attributes"], data["job_title"], data["username"], data["emails"]) == ({}, None, None, [])
+    assert data["role"] == {"slug": "member"} and data["roles"] == [{"slug": "member"}]
+
+
+def test_a_group_role_mapping_changes_its_members_roles_with_user_updated_events() -> None:
+    model = new_model()
+    did = model.create_directory()["id"]
+    ana = model.create_user(did, first_name="Ana", last_name="L", email="ana@acme.test")["id"]
+    bo = model.create_user(did, first_name="Bo", last_name="K", email="bo@acme.test")["id"]
+    admins = model.create_group(did, name="Admins")["id"]
+    billing = model.create_group(did, name="Billing")["id"]
+    model.add_user_to_group(admins, ana)
+    model.add_user_to_group(billing, ana)
+    count = model.event_count
+    assert model.map_group_to_role(admins, "admin") == [ana]  # bo keeps the default role: no event for him
+    assert model.event_count == count + 1  # only ana's roles changed (bo already had the default)
+    model.map_group_to_role(billing, "billing")
+    event = model.events[-1]
+    assert event["event"] == "dsync.user.updated"
+    assert event["data"]["roles"] == [{"slug": "admin"}, {"slug": "billing"}]
+    assert event["data"]["role"] == {"slug": "admin"}  # the earlier mapping is the primary role
+    assert event["data"]["previous_attributes"]["roles"] == [{"slug": "admin"}]
+    model.remove_user_from_group(admins, ana)
+    assert model.get_user(ana)["roles"] == [{"slug": "billing"}]
+    model.delete_group(billing)
+    assert {u["id"]: (u["role"], u["roles"]) for u in model.snapshot(did)["users"]} == {
+        ana: ("member", ["member"]),
+        bo: ("member", ["member"]),
+    }
+
+
+def test_tokens_emit_created_and_revoked_with_the_suffix_only() -> None:
+    model = new_model()
+    did = model.create_directory()["id"]
+    token = model.create_token(did)
+    assert set(token) == {"object", "id", "directory_id", "organization_id", "token_suffix", "created_at"}
+    assert model.tokens(did) == [token]
+    model.revoke_token(token["id"])
+    assert [e["event"] for e in model.events[-2:]] == ["dsync.token.created", "dsync.token.revoked"]
+    assert model.tokens(did) == []
+
+
+def test_directory_state_changes_are_silent_unless_deactivated_is_asked_for() -> None:
+    model = new_model()
+    did = model.create_directory()["id"]
+    count = model.event_count
+    model.set_directory_state(did, "invalid_credentials")
+    assert model.event_count == count
+    model.set_directory_state(did, "inactive", emit_event=True)
+    assert model.events[-1]["event"] == "dsync.deactivated"
+    assert model.events[-1]["data"]["state"] == "inactive"
+    with pytest.raises(ValueError, match="directory state"):
+        model.set_directory_state(did, "linked")

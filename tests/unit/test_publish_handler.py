@@ -174,7 +174,7 @@ def test_an_event_too_large_even_without_bulk_keeps_only_ids() -> None:
     assert entry is not None
     detail = json.loads(entry["Detail"])
     assert detail["truncated"] is True
-    assert detail["user"] == {"id": "directory_user_0"}
+    assert detail["user"] == {"id": "directory_user_0", "idp_id": "idp-directory_user_0"}
     assert detail["event_id"] == event.event_id and detail["version"] == event.detail["version"]
 
 
