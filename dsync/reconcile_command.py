@@ -9,13 +9,9 @@ from dsync.errors import CommandError
 from dsync.targets import Target
 from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.secrets import parse_api_key
-from shared.reconcile import (
-    DirectoryReconciler,
-    ReconcileConfig,
-    RunReport,
-    discover_directories,
-    reconcile_until_complete,
-)
+from shared.directory_health import HealthRecorder
+from shared.reconcile import DirectoryReconciler, ReconcileConfig, RunReport, reconcile_until_complete
+from shared.reconcile_jobs import discover
 
 
 class ReconcileCommandError(Exception):
@@ -60,7 +56,12 @@ def run_reconcile(
     api = WorkOSDirectoryApi(api_key=key, base_url=base_url, requests_per_second_per_directory=requests_per_second)
     where = base_url or "https://api.workos.com"
     try:
-        directory_ids = [directory_id] if directory_id else discover_directories(api, table)
+        health = None
+        if directory_id:
+            directory_ids = [directory_id]
+        else:
+            wave = discover(api, table, health=HealthRecorder(table))
+            directory_ids, health = wave.directory_ids, wave.health
         if directory_id:
             api.get_directory(directory_id)  # fail fast and clearly on a bad key or an unreachable API
         reconciler = DirectoryReconciler(api=api, table=table, work_queue=jobs, config=ReconcileConfig())
@@ -79,5 +80,7 @@ def run_reconcile(
         duration_seconds=time.monotonic() - started,
     ).as_dict()
     report["purged_items"] = jobs.purged
+    if health is not None:
+        report["health"] = health.as_dict()
     report["target"] = target.description
     return report

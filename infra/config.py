@@ -139,6 +139,11 @@ class StackConfig(BaseModel):
     tail_enabled: bool = Field(default=True, alias="tailEnabled")
     tail_bootstrap_hours: float = Field(default=24.0, alias="tailBootstrapHours", gt=0, le=24 * 30)
     alarm_tail_poll_age_seconds: int = Field(default=300, alias="alarmTailPollAgeSeconds", ge=60, le=86_400)
+    # A directory WorkOS reports invalid_credentials, unlinked or validating for longer than this raises an alarm
+    # (checked by each reconcile wave, so it fires at the first wave past the limit).
+    alarm_directory_unhealthy_minutes: int = Field(
+        default=60, alias="alarmDirectoryUnhealthyMinutes", ge=1, le=7 * 24 * 60
+    )
     alarm_email: str | None = Field(default=None, alias="alarmEmail", pattern=_EMAIL)
     alarm_topic_arn: str | None = Field(default=None, alias="alarmTopicArn", pattern=_TOPIC_ARN)
     enable_tracing: bool = Field(default=False, alias="enableTracing")

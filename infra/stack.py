@@ -161,6 +161,7 @@ class DirectorySyncStack(Stack):
                 Env.TABLE_NAME: table.table_name,
                 Env.WORK_QUEUE_URL: self.work.queue.queue_url,
                 Env.WORKOS_API_KEY_SECRET_ID: self.secrets.workos_api_key.secret_arn,
+                Env.DIRECTORY_UNHEALTHY_MINUTES: str(config.alarm_directory_unhealthy_minutes),
             },
         )
         self.reconcile_schedule = events.Rule(

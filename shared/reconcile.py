@@ -230,12 +230,6 @@ class _Run:
         self._lease.acquire(self._config.lease_for(self._remaining()))  # renew
 
 
-def discover_directories(api: DirectoryApi, table: DirectoryTable) -> list[str]:
-    """Every directory WorkOS has, plus every one the store knows: the latter may be gone from WorkOS."""
-    listed = {str(directory["id"]) for directory in api.list_directories()}
-    return sorted(listed | set(table.list_directory_ids()))
-
-
 def membership_repair_version(started_at_us: int, skew_allowance_seconds: int, *, removed: bool) -> int:
     """The vkey reconcile gives a membership repair (exposed for tests and docs)."""
     return (started_at_us - skew_allowance_seconds * 1_000_000) * 2 + (1 if removed else 0)
@@ -252,7 +246,6 @@ __all__ = [
     "ReconcileConfig",
     "RunReport",
     "RunStatus",
-    "discover_directories",
     "membership_repair_version",
     "micros",
     "reconcile_until_complete",

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shared.adapters.dynamodb import DirectoryTable
+from shared.directory_health import HealthRecorder, HealthReport
 from shared.purge import PurgeResult, purge_directory
-from shared.reconcile import DirectoryApi, DirectoryReconciler, DirectoryReport, RunStatus, discover_directories
+from shared.reconcile import DirectoryApi, DirectoryReconciler, DirectoryReport, RunStatus
 
 RATE_LIMITED_DELAY_SECONDS = 60
 BUSY_RETRY_DELAY_SECONDS = 30
@@ -35,19 +36,42 @@ def job_message(directory_id: str, reason: str) -> dict[str, Any]:
     }
 
 
-class WavePlanner:
-    """Queues one reconcile job per directory (WorkOS's and the store's); the tail's `ReconcileRequester` too."""
+@dataclass(frozen=True)
+class Wave:
+    directory_ids: list[str]
+    health: HealthReport | None
 
-    def __init__(self, api: DirectoryApi, table: DirectoryTable, work_queue: WorkQueue) -> None:
+
+def discover(api: DirectoryApi, table: DirectoryTable, *, health: HealthRecorder | None = None) -> Wave:
+    """Every directory WorkOS has, plus every one the store knows (the latter may be gone from WorkOS); with a
+    `HealthRecorder`, the same listing records each directory's health."""
+    listed = list(api.list_directories())
+    report = health.record(listed) if health is not None else None
+    directory_ids = sorted({str(directory["id"]) for directory in listed} | set(table.list_directory_ids()))
+    return Wave(directory_ids, report)
+
+
+class WavePlanner:
+    """Queues one reconcile job per directory (WorkOS's and the store's); the tail's `ReconcileRequester` too.
+
+    With a `HealthRecorder`, the listing the wave makes anyway also records each directory's health."""
+
+    def __init__(
+        self, api: DirectoryApi, table: DirectoryTable, work_queue: WorkQueue, *, health: HealthRecorder | None = None
+    ) -> None:
         self._api = api
         self._table = table
         self._work_queue = work_queue
+        self._health = health
+
+    def plan_wave(self, reason: str) -> Wave:
+        wave = discover(self._api, self._table, health=self._health)
+        for directory_id in wave.directory_ids:
+            self._work_queue.submit(job_message(directory_id, reason))
+        return wave
 
     def plan(self, reason: str) -> list[str]:
-        directory_ids = discover_directories(self._api, self._table)
-        for directory_id in directory_ids:
-            self._work_queue.submit(job_message(directory_id, reason))
-        return directory_ids
+        return self.plan_wave(reason).directory_ids
 
     def request_full_reconcile(self, reason: str) -> int:
         return len(self.plan(reason))

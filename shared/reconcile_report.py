@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from shared.directory_health import HealthReport
 from shared.observability import MetricsRecorder
 from shared.reconcile import DirectoryReport, RunStatus
 from shared.reconcile_jobs import JobOutcome
@@ -85,3 +86,12 @@ def record_report(
         report.status.value,
         extra={**report.as_dict(), "requests": requests, "rate_limited": rate_limited},
     )
+
+
+def record_health(logger: Logger, metrics: MetricsRecorder, report: HealthReport) -> None:
+    """The wave's directory health: gauges the unhealthy-directory alarm watches, and one log line that names them."""
+    metrics.count("DirectoriesUnhealthy", len(report.unhealthy))
+    metrics.count("DirectoriesUnhealthyTooLong", len(report.unhealthy_too_long))
+    metrics.count("DirectoryCountMismatches", len(report.count_mismatches))
+    log = logger.error if report.unhealthy_too_long else logger.info
+    log("directory health", extra=report.as_dict())

@@ -43,6 +43,8 @@ class ReconcileSettings(_Settings):
     # Membership repairs are versioned this far behind the run's start, so a webhook newer than the run wins even
     # with clock skew between WorkOS and AWS.
     clock_skew_allowance_seconds: int = Field(default=300, ge=0, le=3600)
+    # A directory unhealthy (invalid_credentials, unlinked, validating) this long counts in DirectoriesUnhealthyTooLong.
+    directory_unhealthy_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
 
 
 class TailSettings(_Settings):

@@ -1,7 +1,8 @@
 """What `dsync status` reads from the table: the Events API tail's position and each directory's progress.
 
 An on-call engineer's first questions: is the tail reading (poll age), how far behind is it (lag, cursor age), and,
-per directory, what was applied last and when the last reconcile finished and what it found.
+per directory, is its IdP connection healthy (WorkOS's state, since when), do WorkOS's counts match the mirror's,
+what was applied last, and when the last reconcile finished and what it found.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from shared import schema
+from shared import records, schema
 from shared.adapters.dynamodb import DirectoryTable
 from shared.reconcile import LAST_RUN_SK
 from shared.records import ItemKey
@@ -44,12 +45,13 @@ def tail_status(table: DirectoryTable, *, now: float) -> dict[str, Any] | None:
 
 
 def directory_status(table: DirectoryTable) -> list[dict[str, Any]]:
-    """Per directory: its state, the newest event applied, and the last finished reconcile."""
+    """Per directory: its state and health, WorkOS's and the mirror's counts, the newest event applied, and the last
+    finished reconcile. The mirror's counts are one query per directory: fine for an operator's command."""
     directory_ids = table.list_directory_ids()
     keys = [
         ItemKey(schema.directory_pk(directory_id), sk)
         for directory_id in directory_ids
-        for sk in (schema.DIRECTORY_SK, schema.APPLIED_SK, LAST_RUN_SK)
+        for sk in (schema.DIRECTORY_SK, schema.HEALTH_SK, schema.APPLIED_SK, LAST_RUN_SK)
     ]
     items = {
         ItemKey(str(item[schema.PARTITION_KEY]), str(item[schema.SORT_KEY])): item for item in table.batch_get(keys)
@@ -60,10 +62,18 @@ def directory_status(table: DirectoryTable) -> list[dict[str, Any]]:
         directory = items.get(ItemKey(pk, schema.DIRECTORY_SK)) or {}
         applied = items.get(ItemKey(pk, schema.APPLIED_SK))
         last_run = items.get(ItemKey(pk, LAST_RUN_SK))
+        health = items.get(ItemKey(pk, schema.HEALTH_SK))
+        users = table.count_live(directory_id, schema.USER_PREFIX)
         report.append(
             {
                 "id": directory_id,
                 "state": directory.get("state"),
+                "health": records.readable_health(health) if health else None,
+                "mirror_counts": {
+                    "users_active": users["active"],
+                    "users_inactive": users["inactive"],
+                    "groups": table.count_live(directory_id, schema.GROUP_PREFIX)["live"],
+                },
                 "last_event": {
                     "id": applied.get("event_id"),
                     "type": applied.get("event_type"),

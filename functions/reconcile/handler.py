@@ -21,10 +21,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.secrets import ApiKeyStore
 from shared.adapters.sqs import SqsWorkQueue
+from shared.directory_health import HealthRecorder
 from shared.observability import MetricsRecorder, get_logger
 from shared.reconcile import DirectoryReconciler, ReconcileConfig
 from shared.reconcile_jobs import WavePlanner, run_job
-from shared.reconcile_report import RequestCounter, record_job
+from shared.reconcile_report import RequestCounter, record_health, record_job
 from shared.settings import ReconcileSettings
 from shared.workos_client import NotConfiguredError, api_from_secret, workos_api
 
@@ -62,10 +63,13 @@ def plan(deps: ReconcileDependencies, metrics: MetricsRecorder) -> dict[str, Any
         logger.warning("reconcile skipped", extra={"reason": str(error)})
         metrics.count("ReconcileNotConfigured")
         return {"planned": 0, "skipped": str(error)}
-    planned = WavePlanner(api, deps.table, deps.work_queue).plan("schedule")
-    metrics.count("ReconcileJobsPlanned", len(planned))
-    logger.info("reconcile planned", extra={"directories": len(planned)})
-    return {"planned": len(planned)}
+    health = HealthRecorder(deps.table, unhealthy_after_seconds=deps.settings.directory_unhealthy_minutes * 60)
+    wave = WavePlanner(api, deps.table, deps.work_queue, health=health).plan_wave("schedule")
+    metrics.count("ReconcileJobsPlanned", len(wave.directory_ids))
+    if wave.health is not None:
+        record_health(logger, metrics, wave.health)
+    logger.info("reconcile planned", extra={"directories": len(wave.directory_ids)})
+    return {"planned": len(wave.directory_ids)}
 
 
 def job(body: dict[str, Any], deps: ReconcileDependencies, context: LambdaContext, metrics: MetricsRecorder) -> None:

@@ -208,6 +208,14 @@ class PipelineMonitoring(Construct):
             "misapplied, not just delayed.",
             runbook="Drift found twice in a row / reconcile failing",
         )
+        self._alarm(
+            "DirectoryUnhealthy",
+            metrics.custom(reconcile, "DirectoriesUnhealthyTooLong", statistic="Maximum", period=interval),
+            threshold=1,
+            description="WorkOS has reported a directory invalid_credentials, unlinked or validating for longer than "
+            "alarmDirectoryUnhealthyMinutes: its IdP connection needs the customer (the wave's log names it).",
+            runbook="Directory unhealthy",
+        )
 
         # --- Changes ---
         self._alarm(

@@ -225,6 +225,16 @@ class DirectoryTable:
             for item in items
         }
 
+    def count_live(self, directory_id: str, prefix: str) -> dict[str, int]:
+        """Live items under `prefix`: {"live": n}, plus "active"/"inactive" by `state` (users; anything not active is
+        inactive, as WorkOS's counts have it). Eventually consistent: a health hint, not a decision."""
+        items = self.query_partition(directory_id, prefix, projection=["state"], live_only=True, consistent=False)
+        counts = {"live": 0, "active": 0, "inactive": 0}
+        for item in items:
+            counts["live"] += 1
+            counts["active" if item.get("state", "active") == "active" else "inactive"] += 1
+        return counts
+
     def live_group_memberships(self, directory_id: str, group_id: str) -> list[tuple[str, str]]:
         items = self.query_partition(
             directory_id, schema.group_members_prefix(group_id), projection=["group_id", "user_id"], live_only=True

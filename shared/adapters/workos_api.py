@@ -485,10 +485,13 @@ class WorkOSDirectoryApi:
     # ---------------------------------------------------------------------------------------------- listings
 
     def list_directories(self) -> Iterator[dict[str, Any]]:
-        """Every directory of the API key's environment; `state` linked->active, unlinked->inactive."""
+        """Every directory of the API key's environment; `state` linked->active, unlinked->inactive (the events'
+        vocabulary), and WorkOS's own API state kept as `api_state` (for directory health), `metadata` included."""
         pages = self._iterate(None, lambda: self._directory_sync.list_directories(limit=self._page_size, order="asc"))
         for directory in pages:
-            yield _normalise_directory(directory.to_dict())
+            listed = directory.to_dict()
+            api_state = listed.get("state")
+            yield {**_normalise_directory(listed), "api_state": api_state}
 
     def iter_groups(self, directory_id: str, *, after: str | None = None) -> Iterator[dict[str, Any]]:
         """The directory's groups (`DirectoryGroup.to_dict()`), oldest first, after the group id `after`."""

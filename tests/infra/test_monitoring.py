@@ -38,6 +38,9 @@ EMITTED: dict[str, set[str]] = {
         "ReconcileDriftFound",
         "ReconcileJobsPlanned",
         "ReconcileNotConfigured",
+        "DirectoriesUnhealthy",
+        "DirectoriesUnhealthyTooLong",
+        "DirectoryCountMismatches",
         "PurgedItems",
         "InvocationDuration",
     },
@@ -158,6 +161,7 @@ EXPECTED_ALARMS: dict[str, tuple[str, str, Any, str, int, str, float, int]] = {
     "ReconcileFailures": (CUSTOM, "ReconcileFailures", service("reconcile"), "Sum", 300, GTE, 1, 1),
     # Drift twice in a row: two consecutive periods of the (default hourly) reconcile schedule.
     "ReconcileDrift": (CUSTOM, "ReconcileDriftFound", service("reconcile"), "Maximum", 3600, GTE, 1, 2),
+    "DirectoryUnhealthy": (CUSTOM, "DirectoriesUnhealthyTooLong", service("reconcile"), "Maximum", 3600, GTE, 1, 1),
     "ChangeEventsFailed": (CUSTOM, "ChangeEventsFailed", service("publish"), "Sum", 300, GTE, 1, 1),
     **{
         f"{name.capitalize()}{metric}": ("AWS/Lambda", metric, function_dims(name), "Sum", 300, GTE, 1, 1)
@@ -208,7 +212,7 @@ def test_custom_metric_alarms_watch_metrics_the_functions_emit(stack: DirectoryS
         for alarm in resources(template, "AWS::CloudWatch::Alarm").values()
         if alarm["Properties"]["Namespace"] == DEFAULT_METRICS_NAMESPACE
     ]
-    assert len(custom) == 9
+    assert len(custom) == 10
     for alarm in custom:
         ((dimension,),) = [alarm["Dimensions"]]
         assert dimension["Name"] == "service"
@@ -337,7 +341,7 @@ def test_metrics_namespace_reaches_functions_alarms_and_dashboard(
         for alarm in resources(alternative_template, "AWS::CloudWatch::Alarm").values()
         if not alarm["Properties"]["Namespace"].startswith("AWS/")
     ]
-    assert custom == [namespace] * 9
+    assert custom == [namespace] * 10
     body, _ = dashboard_body(alternative_template)
     assert DEFAULT_METRICS_NAMESPACE not in json.dumps(body).replace(namespace, "")
 
@@ -489,4 +493,4 @@ def test_alarm_descriptions_point_to_runbook_sections(stack: DirectorySyncStack,
         if match:
             referenced += 1
             assert any(heading.startswith(match[1]) for heading in headings), match[1]
-    assert referenced == 16  # all but the per-function Errors/Throttles alarms
+    assert referenced == 17  # all but the per-function Errors/Throttles alarms

@@ -148,3 +148,40 @@ def test_a_bad_api_key_fails_the_job_so_it_is_retried_then_dead_lettered(aws: Lo
     # The only record failed: Powertools fails the invocation, so SQS redelivers it (then the work DLQ, alarmed).
     with pytest.raises(BatchProcessingError, match="All records failed"):
         reconcile.handler(job_event({"kind": "reconcile", "directory_id": directory_id}), lambda_context())
+
+
+def test_each_wave_records_directory_health_and_a_state_change_once(
+    aws: LocalResources, fake: FakeWorkOS, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WorkOS sends no event when a directory's credentials break: the wave's listing is what notices."""
+    directory_id = fake.model.create_directory(organization_id="org_01A")["id"]
+    fake.model.create_user(directory_id, first_name="Ada", last_name="L", email="ada@acme.test")
+    table = DirectoryTable(aws.table_name)
+    reconcile.handler(SCHEDULE, lambda_context())
+    first = table.get_item(records.health_key(directory_id))
+    assert first is not None
+    assert (first["state"], first["users_active"], first["groups"]) == ("linked", 1, 0)
+    fake.model.set_directory_state(directory_id, "invalid_credentials")
+    reconcile.handler(SCHEDULE, lambda_context())
+    broken = table.get_item(records.health_key(directory_id))
+    assert broken is not None and broken["state"] == "invalid_credentials"
+    assert broken["since"] >= first["since"]
+    reconcile.handler(SCHEDULE, lambda_context())
+    assert table.get_item(records.health_key(directory_id)) == broken  # unchanged: not rewritten
+
+
+def test_the_wave_reports_unhealthy_directories_and_count_mismatches_as_metrics(
+    aws: LocalResources, fake: FakeWorkOS, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory_id = fake.model.create_directory(organization_id="org_01A")["id"]
+    fake.model.create_user(directory_id, first_name="Ada", last_name="L", email="ada@acme.test")  # not mirrored yet
+    fake.model.set_directory_state(directory_id, "validating")
+    reconcile.handler(SCHEDULE, lambda_context())
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    metrics = {
+        name: doc[name]
+        for doc in emitted
+        for name in ("DirectoriesUnhealthy", "DirectoryCountMismatches")
+        if name in doc
+    }
+    assert metrics == {"DirectoriesUnhealthy": [1.0], "DirectoryCountMismatches": [1.0]}

@@ -476,7 +476,7 @@ def test_snapshot_after_a_scripted_story() -> None:
             "state": "active",
             "name": "Acme Okta",
             "type": "okta scim v2.0",
-                "tokens": [],
+            "tokens": [],
         },
         "users": [
             {
