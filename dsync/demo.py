@@ -3,14 +3,16 @@
 1. Acme connects Okta: `dsync.activated` and the initial-sync burst, delivered shuffled and with duplicates like
    real retries, while the activation's initial-sync reconcile lists the same directory in parallel;
 2. a day of changes: joiners, leavers deactivated then deleted, renames, group moves, a group deleted;
-   (acts 1 and 2 run on webhooks alone: they must converge without help)
-3. the Events API tail starts; an outage loses a third of the webhooks, and a burst of them entirely, while
+3. roles: the IT admin maps the Okta group "Admins" to the role `admin` (three users become admins), then one
+   leaves the group and loses it; an app subscribed to the change bus with its own rule prints what it heard;
+   (acts 1 to 3 run on webhooks alone: they must converge without help)
+4. the Events API tail starts; an outage loses a third of the webhooks, and a burst of them entirely, while
    WorkOS's list endpoints answer 503, so no reconcile can help: the tail repairs the mirror within seconds;
-4. a month-long outage, longer than WorkOS keeps events: every webhook lost and the tail's cursor expired. The
+5. a month-long outage, longer than WorkOS keeps events: every webhook lost and the tail's cursor expired. The
    tail finds WorkOS refusing its cursor, re-reads by time and queues a full reconcile itself, which repairs it;
-5. the verdict: `export` against WorkOS's truth, field by field, and which source repaired what. Exit code 0 only
-   if they match, and only if the store also matched after acts 1 and 2 (webhooks alone must converge) and after
-   act 3 (the tail alone must repair lost webhooks).
+6. the verdict: `export` against WorkOS's truth, field by field (roles included), and which source repaired what.
+   Exit code 0 only if they match, and only if the store also matched after acts 1 to 3 (webhooks alone must
+   converge), the app heard exactly the role changes WorkOS made, and act 4's tail alone repaired lost webhooks.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import boto3
 from dsync.fake_workos import DirectoryModel, FakeWorkOS, populate
 from dsync.local import logs
 from dsync.local.stack import LocalStack, LocalStackOptions
+from dsync.local.subscriber import BusSubscriber
 from dsync.operations import post_signed
 from dsync.targets import Target
 from shared import schema
@@ -260,6 +263,7 @@ class Demo:
             self.say(f"  fake WorkOS: {self.fake.base_url} (rate limit {limit:g} req/s per directory)")
             directory_id = self.act_one()
             self.act_two(directory_id)
+            self.act_roles(directory_id)
             self.act_three(directory_id)
             self.act_four(directory_id)
             return self.verdict(directory_id, started)
@@ -325,6 +329,51 @@ class Demo:
         self.say(f"   store vs WorkOS: {sum(differences.values())} differences")
         self.unconverged += sum(differences.values())
 
+    def act_roles(self, directory_id: str) -> None:
+        self.say('\n3. Roles: the IT admin maps the Okta group "Admins" to the role admin')
+        assert self.stack is not None
+        endpoint = self.stack.aws_endpoint
+        app = BusSubscriber(
+            sqs=boto3.client("sqs", region_name="us-east-1", endpoint_url=endpoint),
+            events=boto3.client("events", region_name="us-east-1", endpoint_url=endpoint),
+            name="demo-app-roles",
+            detail_types=["user.roles_changed"],
+        )
+        model = self.model
+        admins = model.create_group(directory_id, name="Admins")["id"]
+        chosen = self.rng.sample(model.user_ids(directory_id), 3)
+        for user_id in chosen:
+            model.add_user_to_group(admins, user_id)
+        model.map_group_to_role(admins, "admin")
+        events = model.drain_events()
+        self.deliver(events, "the mapping: 3 users become admins")
+        self.drain()
+        model.remove_user_from_group(admins, chosen[0])  # leaves the group: back to the default role
+        removal = model.drain_events()
+        self.deliver(removal, "one leaves the group")
+        self.drain()
+        events += removal
+        # (user, added, removed): the default role gives way to admin, then comes back for the one who left.
+        expected = {(user_id, "admin", "member") for user_id in chosen} | {(chosen[0], "member", "admin")}
+        heard: set[tuple[str, str, str]] = set()
+        deadline = time.monotonic() + 10
+        while heard != expected and time.monotonic() < deadline:
+            for _, detail in app.poll():
+                heard.add((detail["user"]["id"], ",".join(detail["added"]), ",".join(detail["removed"])))
+                names = f"{detail['user']['first_name']} {detail['user']['last_name']}"
+                self.say(
+                    f"   app heard user.roles_changed: {names:<22} roles {detail['roles']}, "
+                    f"added {detail['added']}, removed {detail['removed']}"
+                )
+            time.sleep(0.2)
+        exported, _, differences = self.compare(directory_id)
+        admins_now = [user["id"] for user in exported["users"] if "admin" in user["roles"]]
+        self.say(
+            f"   {len(events)} events; the export has {len(admins_now)} admins; store vs WorkOS: "
+            f"{sum(differences.values())} differences"
+        )
+        self.unconverged += sum(differences.values()) + len(heard ^ expected)
+
     def wait_converged(self, directory_id: str, timeout: float) -> float | None:
         """Seconds until the export equals WorkOS (None: not within `timeout`)."""
         started = time.monotonic()
@@ -339,7 +388,7 @@ class Demo:
         return self.stack.tail.snapshot()
 
     def act_three(self, directory_id: str) -> None:
-        self.say("\n3. The Events API tail starts. Then an outage: webhooks lost for good, WorkOS's list API down")
+        self.say("\n4. The Events API tail starts. Then an outage: webhooks lost for good, WorkOS's list API down")
         assert self.stack is not None
         self.stack.start_tail()
         started = time.monotonic()  # it reads from now on (`tail_bootstrap_hours`): wait for its first read
@@ -391,7 +440,7 @@ class Demo:
 
     def act_four(self, directory_id: str) -> None:
         self.say(
-            "\n4. A month-long outage, longer than WorkOS keeps events: every webhook lost, the tail's cursor expired"
+            "\n5. A month-long outage, longer than WorkOS keeps events: every webhook lost, the tail's cursor expired"
         )
         assert self.stack is not None
         model, rng = self.model, self.rng
@@ -427,7 +476,7 @@ class Demo:
         exported, truth, differences = self.compare(directory_id)
         changes = self.change_events()
         elapsed = time.monotonic() - started
-        self.say("\n5. Verdict")
+        self.say("\n6. Verdict")
         self.say(
             f"   deliveries: {self.delivered} (of which {self.duplicates} duplicates), lost: {self.lost}; "
             f"change events published: {sum(changes.values())} "

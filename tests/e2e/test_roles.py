@@ -4,7 +4,6 @@ change with what was added and removed."""
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from typing import Any
@@ -12,43 +11,11 @@ from typing import Any
 import pytest
 
 from dsync.fake_workos import FakeWorkOS
+from dsync.local.subscriber import BusSubscriber
 from dsync.operations import post_signed
-from shared.resources import LOCAL_NAMES
 from tests.e2e.conftest import SECRET, RunningStack
 
 pytestmark = pytest.mark.e2e
-
-
-class Subscriber:
-    """What an app does: its own rule on the change bus, for the one detail-type it acts on, into its own queue;
-    it deduplicates on `event_id` (delivery is at least once)."""
-
-    def __init__(self, stack: RunningStack, name: str) -> None:
-        self._sqs, events = stack.client("sqs"), stack.client("events")
-        self._url = self._sqs.create_queue(QueueName=name)["QueueUrl"]
-        arn = self._sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        events.put_rule(
-            Name=name,
-            EventBusName=LOCAL_NAMES.change_bus,
-            EventPattern=json.dumps({"detail-type": ["user.roles_changed"]}),
-            State="ENABLED",
-        )
-        events.put_targets(Rule=name, EventBusName=LOCAL_NAMES.change_bus, Targets=[{"Id": name, "Arn": arn}])
-        self._seen: set[str] = set()
-        self.by_user: dict[str, list[dict[str, Any]]] = {}
-
-    def poll(self) -> int:
-        """Read what arrived; returns how many users have been heard of so far."""
-        while messages := self._sqs.receive_message(QueueUrl=self._url, MaxNumberOfMessages=10).get("Messages"):
-            for message in messages:
-                envelope = json.loads(message["Body"])
-                assert envelope["detail-type"] == "user.roles_changed"
-                detail = envelope["detail"]
-                if detail["event_id"] not in self._seen:
-                    self._seen.add(detail["event_id"])
-                    self.by_user.setdefault(detail["user"]["id"], []).append(detail)
-                self._sqs.delete_message(QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"])
-        return len(self.by_user)
 
 
 def deliver(
@@ -67,7 +34,12 @@ def test_role_changes_converge_and_a_subscriber_hears_each_with_added_and_remove
     local_stack: RunningStack, fake_workos: FakeWorkOS
 ) -> None:
     model, rng = fake_workos.model, random.Random(11)
-    app = Subscriber(local_stack, "app-role-changes")
+    app = BusSubscriber(
+        sqs=local_stack.client("sqs"),
+        events=local_stack.client("events"),
+        name="app-role-changes",
+        detail_types=["user.roles_changed"],
+    )
     directory_id = model.create_directory(organization_id="org_01E2EROLES")["id"]
     users = [
         model.create_user(directory_id, first_name=f"U{i}", last_name="R", email=f"u{i}@roles.test")["id"]
@@ -95,10 +67,17 @@ def test_role_changes_converge_and_a_subscriber_hears_each_with_added_and_remove
         timeout=30,
         what="the export's roles to equal WorkOS's",
     )
-    local_stack.wait_until(lambda: app.poll() == 5, timeout=30, what="the app to hear five users' role changes")
+    changes: dict[str, list[dict[str, Any]]] = {}
+
+    def hear() -> int:
+        for detail_type, detail in app.poll():
+            assert detail_type == "user.roles_changed"
+            changes.setdefault(detail["user"]["id"], []).append(detail)
+        return len(changes)
+
+    local_stack.wait_until(lambda: hear() == 5, timeout=30, what="the app to hear five users' role changes")
     time.sleep(2)
-    app.poll()  # anything still in flight
-    changes = app.by_user
+    hear()  # anything still in flight
     for user_id, events in changes.items():
         roles = ["member"]
         for detail in sorted(events, key=lambda d: d["version"]):

@@ -120,6 +120,25 @@ def test_only_refused_entries_are_retried_after_a_jittered_backoff(stubbed: Stub
     assert len(stubbed.sleeps) == 2 and all(0 < delay <= 2.0 for delay in stubbed.sleeps)
 
 
+def test_a_burst_of_role_changes_is_published_through_throttling(stubbed: Stubbed) -> None:
+    """A role mapping edited in WorkOS's dashboard changes every member of a group at once: PutEvents throttles
+    some entries of each request, and each is retried alone until the whole burst is on the bus."""
+    events: list[ChangeEvent] = []
+    for index in range(40):
+        old = s.user_item(f"directory_user_{index}", roles=[{"slug": "member"}])
+        new = s.user_item(f"directory_user_{index}", updated=10, roles=[{"slug": "admin"}])
+        events.extend(changes_from_stream_record(s.modify(old, new)))
+    assert {event.detail_type for event in events} == {"user.roles_changed"}
+    entries = stubbed.entries(events)
+    throttled: dict[str, Any] = {"ErrorCode": "ThrottlingException", "ErrorMessage": "Rate exceeded"}
+    for start in range(0, 40, 10):
+        chunk = entries[start : start + 10]
+        stubbed.expect({"FailedEntryCount": 5, "Entries": [throttled, {"EventId": "x"}] * 5}, chunk)
+        stubbed.expect(ok(5), chunk[0::2])
+    stubbed.publisher.publish(events)  # no PublishError: nothing left unpublished
+    assert len(stubbed.sleeps) == 4
+
+
 def test_entries_still_refused_raise_naming_them_and_everything_not_sent(stubbed: Stubbed) -> None:
     events = user_events(12)
     entries = stubbed.entries(events)
