@@ -147,7 +147,9 @@ def test_status_reports_queues_the_tail_and_every_directory(local_stack: Running
     assert all(isinstance(value, int) for value in queues(status).values())
     assert status["tail"] is None or status["tail"]["poll_age_seconds"] < 60  # the tail runs with the stack
     for directory in status["directories"]:
-        assert set(directory) == {"id", "state", "last_event", "last_reconcile"}
+        assert set(directory) == {"id", "state", "health", "mirror_counts", "last_event", "last_reconcile"}
+        assert set(directory["mirror_counts"]) == {"users_active", "users_inactive", "groups"}
+        assert all(isinstance(count, int) for count in directory["mirror_counts"].values())
 
 
 def test_sigterm_stops_cleanly_and_leaves_nothing_running() -> None:

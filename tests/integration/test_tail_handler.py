@@ -60,8 +60,10 @@ def test_the_tail_queues_every_dsync_event_in_its_directory_group_and_moves_its_
     monkeypatch.setenv("TAIL_RUN_SECONDS", "9")  # moto takes about a second per 100 sends
     tail.dependencies.cache_clear()
     directory_id = fake.model.create_directory(organization_id="org_01TAILINT")["id"]
-    populate(fake.model, directory_id, users=120, groups=3, rng=random.Random(2))
+    # Just over one full page: enough to page, little enough for a loaded 2-core machine's moto in 9 s.
+    populate(fake.model, directory_id, users=60, groups=3, rng=random.Random(2))
     events = fake.model.drain_events()
+    assert len(events) > 100
     result = tail.handler(SCHEDULE, lambda_context(timeout_seconds=30))
     assert result["status"] == "ok" and result["events_enqueued"] == len(events)
     assert result["full_pages"] >= 1  # 100 a page
