@@ -26,7 +26,7 @@ class MotoServerProcess:
         if _listening(self.host, self.port):
             raise OSError(f"port {self.port} on {self.host} is already in use (choose another with --aws-port)")
         self._process = subprocess.Popen(  # noqa: S603 - our own interpreter running moto
-            [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
+            [sys.executable, "-m", "dsync.local.moto_server", "-H", self.host, "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=self._log,
             # Its own session: a Ctrl-C in the terminal (SIGINT to the whole foreground group) must not kill it

@@ -24,7 +24,13 @@ logger = logging.getLogger("dsync.local")
 changes_logger = logging.getLogger("dsync.changes")
 
 
+IDLE_WAIT_SECONDS = (0.05, 0.5)  # first and longest wait between polls that found nothing
+
+
 class _Loop:
+    """Calls `poll_once` until stopped. While it finds nothing, it waits longer between polls (up to half a second):
+    every poll is an emulator call, and idle pollers competing with the busy ones for the one emulator slowed both."""
+
     def __init__(self, name: str, workers: int = 1) -> None:
         self.name = name
         self._stop = threading.Event()
@@ -46,6 +52,8 @@ class _Loop:
         return self._stop.is_set()
 
     def _run(self) -> None:
+        first, longest = IDLE_WAIT_SECONDS
+        wait = first
         while not self._stop.is_set():
             try:
                 busy = self.poll_once()
@@ -53,8 +61,11 @@ class _Loop:
                 if not self._stop.is_set():  # errors while shutting down are expected (endpoints closing)
                     logger.exception("%s poller error", self.name)
                 busy = False
-            if not busy:
-                self._stop.wait(0.1)
+            if busy:
+                wait = first
+            else:
+                self._stop.wait(wait)
+                wait = min(longest, wait * 2)
 
     def poll_once(self) -> bool:
         raise NotImplementedError
