@@ -8,7 +8,9 @@ can checkpoint or pause. Resuming a phase picks up at the checkpoint's cursor or
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 from shared import records, schema
@@ -85,26 +87,63 @@ def sync_entities(run: RunState, kind: str) -> None:
     pending: list[tuple[Record, bool]] = []  # (record, is new) of the current page
     last_id: str | None = None
 
-    def flush() -> None:
-        """Write the page's repairs in parallel, then (only then) move the resume cursor past the page."""
-        for (_, is_new), written in zip(pending, run.writer.write_many([r for r, _ in pending]), strict=True):
-            if written:
-                run.checkpoint.drift.count(f"{kind}_created" if is_new else f"{kind}_updated")
-        pending.clear()
-        run.checkpoint.cursor = last_id
+    def flush(writes: OnePageAhead) -> None:
+        """Write the page's repairs in parallel (while the next page is listed), then, only once they are all
+        written, move the resume cursor past the page."""
+        page, page_last_id = list(pending), last_id
 
-    for count, listed in enumerate(listing, start=1):
-        record = _entity_record(kind, listed)
-        last_id = str(listed["id"])
-        run.seen.add(kind, last_id)
-        existing = stored.get(last_id)
-        if existing is None or existing.vkey < record.vkey:
-            pending.append((record, existing is None))
-        if count % PAGE == 0:
-            flush()
-            run.tick()
-    if last_id is not None:
-        flush()
+        def done(written: list[bool]) -> None:
+            for (_, is_new), was_written in zip(page, written, strict=True):
+                if was_written:
+                    run.checkpoint.drift.count(f"{kind}_created" if is_new else f"{kind}_updated")
+            run.checkpoint.cursor = page_last_id
+
+        writes.submit(lambda: run.writer.write_many([record for record, _ in page]), done)
+        pending.clear()
+
+    with OnePageAhead() as writes:
+        for count, listed in enumerate(listing, start=1):
+            record = _entity_record(kind, listed)
+            last_id = str(listed["id"])
+            run.seen.add(kind, last_id)
+            existing = stored.get(last_id)
+            if existing is None or existing.vkey < record.vkey:
+                pending.append((record, existing is None))
+            if count % PAGE == 0:
+                flush(writes)
+                run.tick()
+        if last_id is not None:
+            flush(writes)
+
+
+class OnePageAhead:
+    """Writes one page in the background while the caller lists the next: WorkOS paces listings (4 requests/s per
+    directory), the store does not, so the two overlap instead of taking turns. Results are applied in the caller's
+    thread (`done`), in order, when the next page is submitted or the block ends, so the checkpoint only ever
+    records pages whose writes all finished; a failed write raises there."""
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile-writes")
+        self._inflight: tuple[Future[list[bool]], Callable[[list[bool]], None]] | None = None
+
+    def submit(self, writes: Callable[[], list[bool]], done: Callable[[list[bool]], None]) -> None:
+        self.wait()
+        self._inflight = (self._executor.submit(writes), done)
+
+    def wait(self) -> None:
+        if self._inflight is not None:
+            future, done = self._inflight
+            self._inflight = None
+            done(future.result())
+
+    def __enter__(self) -> OnePageAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.wait()  # also when pausing: the page in flight is written and counted before the checkpoint
+        finally:
+            self._executor.shutdown(wait=True)
 
 
 def sync_memberships(run: RunState) -> None:
@@ -115,29 +154,43 @@ def sync_memberships(run: RunState) -> None:
     live_users = _live(writer.versions(schema.USER_PREFIX)) | run.seen["users"]
     groups = sorted(run.seen["groups"] & _live(writer.versions(schema.GROUP_PREFIX)))
     repair_us = checkpoint.started_at_us - run.clock_skew_allowance_seconds * 1_000_000
-    while checkpoint.group_index < len(groups):
-        group_id = groups[checkpoint.group_index]
-        # The store read runs while the (paced) listing waits for its turn, instead of after it.
-        stored_rows = writer.pool.submit(_present_members, writer, group_id)
-        listed = set(run.api.iter_group_member_ids(run.directory_id, group_id))
-        present = stored_rows.result()
-        # Add only for users the store has (no rows for users it never saw); remove by WorkOS's full list.
-        repairs = [
-            records.membership_record(
-                run.directory_id, group_id, user_id, vkey=repair_us * 2, present=True, expires_at=0
+    with OnePageAhead() as writes:  # a group's repairs are written while the next group is listed
+        index = checkpoint.group_index
+        while index < len(groups):
+            group_id = groups[index]
+            # The store read runs while the (paced) listing waits for its turn, instead of after it.
+            stored_rows = writer.pool.submit(_present_members, writer, group_id)
+            listed = set(run.api.iter_group_member_ids(run.directory_id, group_id))
+            present = stored_rows.result()
+            # Add only for users the store has (no rows for users it never saw); remove by WorkOS's full list.
+            repairs = [
+                records.membership_record(
+                    run.directory_id, group_id, user_id, vkey=repair_us * 2, present=True, expires_at=0
+                )
+                for user_id in sorted((listed & live_users) - present)
+            ] + [
+                records.membership_record(
+                    run.directory_id,
+                    group_id,
+                    user_id,
+                    vkey=repair_us * 2 + 1,
+                    present=False,
+                    expires_at=writer.expires(),
+                )
+                for user_id in sorted(present - listed)
+            ]
+            writes.submit(
+                partial(writer.write_many, repairs), partial(_memberships_done, checkpoint, repairs, index + 1)
             )
-            for user_id in sorted((listed & live_users) - present)
-        ] + [
-            records.membership_record(
-                run.directory_id, group_id, user_id, vkey=repair_us * 2 + 1, present=False, expires_at=writer.expires()
-            )
-            for user_id in sorted(present - listed)
-        ]
-        for record, written in zip(repairs, writer.write_many(repairs), strict=True):
-            if written:
-                checkpoint.drift.count("memberships_removed" if record.deleted else "memberships_added")
-        checkpoint.group_index += 1
-        run.tick()
+            index += 1
+            run.tick()
+
+
+def _memberships_done(checkpoint: Checkpoint, repairs: list[Record], next_index: int, written: list[bool]) -> None:
+    for record, was_written in zip(repairs, written, strict=True):
+        if was_written:
+            checkpoint.drift.count("memberships_removed" if record.deleted else "memberships_added")
+    checkpoint.group_index = next_index
 
 
 def confirm_deletions(run: RunState) -> None:
