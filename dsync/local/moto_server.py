@@ -8,9 +8,10 @@ queues grew, and everything sharing the emulator slowed with it. `LazyQueueAttri
 keys, order and values; `tests/unit/test_moto_server.py` compares them) whose values are computed when read, so a
 call pays only for the attributes it asks for.
 
-Two more: EventBridge recompiles the same JSONPath expressions (its default input template) with a fresh parser
-for every target of every event (`jsonpath_ng.ext.parse`, a pure function: its results are cached), and the
-server logs every request to stderr (werkzeug's access log, only warnings are kept). Behaviour is moto's own.
+Three more: EventBridge recompiles the same JSONPath expressions (its default input template) with a fresh parser
+for every target of every event (`jsonpath_ng.ext.parse`, a pure function: its results are cached); routing lists
+moto's package directories on disk for every request, under the server's one dispatch lock (listed once); and the
+server logs every request to stderr (werkzeug's access log; only warnings are kept). Behaviour is moto's own.
 
     python -m dsync.local.moto_server -H 127.0.0.1 -p 4566      # the arguments of `python -m moto.server`
 """
@@ -62,12 +63,16 @@ def patch_moto() -> None:
     import logging
 
     import jsonpath_ng.ext
+    from moto import backends
     from moto.sqs.models import Queue
 
     Queue.attributes = property(LazyQueueAttributes)  # type: ignore[assignment,method-assign]
     compile_path = getattr(jsonpath_ng.ext, "parse")  # noqa: B009 - the module does not re-export it for typing
     setattr(jsonpath_ng.ext, "parse", functools.lru_cache(maxsize=256)(compile_path))  # noqa: B010
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # Routing lists moto's package directories on disk for every request, under the server's dispatch lock.
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules
 
 
 def main() -> None:
