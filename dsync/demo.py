@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 import boto3
+from tqdm import tqdm
 
 from dsync.fake_workos import DirectoryModel, FakeWorkOS, populate
 from dsync.local import logs
@@ -59,33 +60,6 @@ class DemoOptions:
     # WorkOS holds new events back from cursor reads for a few seconds; the fake does the same.
     hold_back_seconds: float = 2.0
     tail_every_seconds: float = 1.0
-
-
-class Progress:
-    """A one-line progress bar on a terminal, milestones otherwise."""
-
-    def __init__(self, label: str, total: int, out: TextIO, *, enabled: bool) -> None:
-        self.label, self.total, self.out, self.enabled = label, max(1, total), out, enabled
-        self.done = 0
-        self._tty = out.isatty()
-        self._last_milestone = -1
-
-    def advance(self, count: int = 1) -> None:
-        self.done += count
-        if not self.enabled:
-            return
-        fraction = min(1.0, self.done / self.total)
-        if self._tty:
-            bar = "#" * int(fraction * 30)
-            self.out.write(f"\r  {self.label:<28} [{bar:<30}] {self.done}/{self.total}")
-            self.out.flush()
-        elif int(fraction * 4) > self._last_milestone:
-            self._last_milestone = int(fraction * 4)
-            self.out.write(f"  {self.label}: {self.done}/{self.total}\n")
-
-    def close(self) -> None:
-        if self.enabled and self._tty:
-            self.out.write("\n")
 
 
 class _Backpressure:
@@ -162,7 +136,15 @@ class Demo:
         deliveries = kept + [event for event in kept if self.rng.random() < self.options.duplicate_rate]
         self.duplicates += len(deliveries) - len(kept)
         self.rng.shuffle(deliveries)
-        progress = Progress(label, len(deliveries), self.out, enabled=not self.options.quiet)
+        # A bar on a terminal; piped (CI, a log file), only the story's lines.
+        progress = tqdm(
+            total=len(deliveries),
+            desc=f"   {label}",
+            unit="delivery",
+            leave=False,
+            file=self.out,
+            disable=self.options.quiet or not self.out.isatty(),
+        )
         url = self.stack.webhook_url
         backlog = _Backpressure(self.stack, limit=self.options.max_backlog)
 
@@ -180,7 +162,7 @@ class Demo:
                 if not 200 <= status < 300:
                     raise RuntimeError(f"a delivery kept failing with HTTP {status}")
                 self.delivered += 1
-                progress.advance()
+                progress.update()
         progress.close()
 
     def drain(self, timeout: float = 90.0) -> float:

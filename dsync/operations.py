@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -65,7 +66,7 @@ class RedriveReport:
         return {"moved": self.moved, "by_directory": self.by_directory, "reasons": self.reasons}
 
 
-def redrive(target: Target, *, limit: int | None = None) -> RedriveReport:
+def redrive(target: Target, *, limit: int | None = None, show_progress: bool | None = None) -> RedriveReport:
     """Move dead letters back to the event queue, keeping each directory's messages in their order.
 
     Messages are received from the FIFO DLQ (which hands out a group's messages in order and holds the group while
@@ -77,7 +78,6 @@ def redrive(target: Target, *, limit: int | None = None) -> RedriveReport:
     moved: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     started_ms = int(time.time() * 1000)
-    suffix = f"redrive-{started_ms}"
     # Only what is parked now: a message that fails again is parked again, and must not be moved round in circles.
     waiting = int(
         sqs.get_queue_attributes(QueueUrl=target.dead_letter_queue_url, AttributeNames=["ApproximateNumberOfMessages"])[
@@ -85,6 +85,25 @@ def redrive(target: Target, *, limit: int | None = None) -> RedriveReport:
         ]["ApproximateNumberOfMessages"]
     )
     budget = waiting if limit is None else min(limit, waiting)
+    from tqdm import tqdm  # a CLI dependency (requirements-dev), imported by the command only
+
+    enabled = sys.stderr.isatty() if show_progress is None else show_progress
+    with tqdm(total=budget, unit="msg", desc="redrive", disable=not enabled, file=sys.stderr) as bar:
+        _move(sqs, target, budget=budget, started_ms=started_ms, moved=moved, reasons=reasons, advance=bar.update)
+    return RedriveReport(moved=sum(moved.values()), by_directory=dict(moved), reasons=dict(reasons))
+
+
+def _move(
+    sqs: Any,
+    target: Target,
+    *,
+    budget: int,
+    started_ms: int,
+    moved: Counter[str],
+    reasons: Counter[str],
+    advance: Callable[[int], object],
+) -> None:
+    suffix = f"redrive-{started_ms}"
     while sum(moved.values()) < budget:
         batch = sqs.receive_message(
             QueueUrl=target.dead_letter_queue_url,
@@ -120,9 +139,9 @@ def redrive(target: Target, *, limit: int | None = None) -> RedriveReport:
             )
             sqs.delete_message(QueueUrl=target.dead_letter_queue_url, ReceiptHandle=message["ReceiptHandle"])
             moved[group] += 1
+            advance(1)
             reason = message.get("MessageAttributes", {}).get(FAILURE_REASON_ATTRIBUTE, {}).get("StringValue")
             reasons[(reason or "max receives exceeded").split(":")[0]] += 1
-    return RedriveReport(moved=sum(moved.values()), by_directory=dict(moved), reasons=dict(reasons))
 
 
 class InlineJobs:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
 from typing import Any
 
@@ -9,8 +11,8 @@ from dsync.errors import CommandError
 from dsync.targets import Target
 from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.secrets import parse_api_key
-from shared.directory_health import HealthRecorder
-from shared.reconcile import DirectoryReconciler, ReconcileConfig, RunReport, reconcile_until_complete
+from shared.directory_health import HealthRecorder, workos_counts
+from shared.reconcile import DirectoryReconciler, ReconcileConfig, RunProgress, RunReport, reconcile_until_complete
 from shared.reconcile_jobs import discover
 
 
@@ -34,6 +36,55 @@ def resolve_api_key(target: Target, explicit: str | None) -> str:
     )
 
 
+class ReconcileProgress:
+    """One tqdm bar over every directory of the run: WorkOS items listed (total: WorkOS's own counts, so the ETA is
+    real), with the directory and phase last reported, store writes, requests and 429s. Off when stderr is not a
+    terminal: then the command prints its JSON report only."""
+
+    def __init__(self, api: Any, *, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self._api = api
+        self._lock = threading.Lock()
+        self._listed: dict[str, int] = {}
+        self._written: dict[str, int] = {}
+        self._bar = tqdm(total=None, unit="item", desc="reconcile", disable=not enabled, file=sys.stderr)
+
+    def expect(self, total: int | None) -> None:
+        if total:
+            self._bar.total = total
+            self._bar.refresh()
+
+    def update(self, progress: RunProgress) -> None:
+        with self._lock:
+            self._listed[progress.directory_id] = progress.listed
+            self._written[progress.directory_id] = progress.written
+            stats = self._api.stats.snapshot()
+            self._bar.set_postfix(
+                directory=progress.directory_id[-8:],
+                phase=progress.phase,
+                written=sum(self._written.values()),
+                requests=stats["requests"],
+                r429=stats["rate_limited"],
+                refresh=False,
+            )
+            self._bar.update(sum(self._listed.values()) - self._bar.n)
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+def expected_items(wave: Any | None, directory_ids: list[str], api: Any) -> int | None:
+    """Users plus groups WorkOS says the directories have (its `metadata` counts), if it says."""
+    checks = {check.directory_id: check.workos for check in wave.health.checks} if wave and wave.health else {}
+    if not checks and len(directory_ids) == 1:
+        listed = api.get_directory(directory_ids[0])
+        checks = {directory_ids[0]: workos_counts(listed or {})}
+    counts = [checks.get(directory_id) for directory_id in directory_ids]
+    values = [(c.users_active or 0) + (c.users_inactive or 0) + (c.groups or 0) for c in counts if c is not None]
+    return sum(values) or None
+
+
 def run_reconcile(
     target: Target,
     *,
@@ -42,6 +93,7 @@ def run_reconcile(
     base_url: str | None,
     parallelism: int = 4,
     requests_per_second: float = 4.0,
+    show_progress: bool | None = None,
 ) -> dict[str, Any]:
     from dsync.operations import InlineJobs
     from shared.adapters.workos_api import WorkOSAuthError, WorkOSDirectoryApi, WorkOSError
@@ -55,22 +107,26 @@ def run_reconcile(
     started = time.monotonic()
     api = WorkOSDirectoryApi(api_key=key, base_url=base_url, requests_per_second_per_directory=requests_per_second)
     where = base_url or "https://api.workos.com"
+    progress = ReconcileProgress(api, enabled=sys.stderr.isatty() if show_progress is None else show_progress)
+    wave = None
     try:
-        health = None
         if directory_id:
             directory_ids = [directory_id]
         else:
             wave = discover(api, table, health=HealthRecorder(table))
-            directory_ids, health = wave.directory_ids, wave.health
-        if directory_id:
-            api.get_directory(directory_id)  # fail fast and clearly on a bad key or an unreachable API
-        reconciler = DirectoryReconciler(api=api, table=table, work_queue=jobs, config=ReconcileConfig())
+            directory_ids = wave.directory_ids
+        # For one directory this reads it first: a bad key or an unreachable API fails fast and clearly.
+        progress.expect(expected_items(wave, directory_ids, api))
+        reconciler = DirectoryReconciler(
+            api=api, table=table, work_queue=jobs, config=ReconcileConfig(), on_progress=progress.update
+        )
         reports = reconcile_until_complete(reconciler, directory_ids, parallelism=parallelism)
     except WorkOSAuthError as error:
         raise CommandError(f"WorkOS rejected the API key ({where}): {error}") from error
     except WorkOSError as error:
         raise CommandError(f"cannot use the WorkOS API at {where}: {error}") from error
     finally:
+        progress.close()
         api.close()
     stats = api.stats.snapshot()
     report = RunReport(
@@ -80,7 +136,7 @@ def run_reconcile(
         duration_seconds=time.monotonic() - started,
     ).as_dict()
     report["purged_items"] = jobs.purged
-    if health is not None:
-        report["health"] = health.as_dict()
+    if wave is not None and wave.health is not None:
+        report["health"] = wave.health.as_dict()
     report["target"] = target.description
     return report

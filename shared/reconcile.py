@@ -95,6 +95,17 @@ class _Paused(Exception):
     """The time budget is nearly spent: checkpoint and let a follow-up job continue."""
 
 
+@dataclass(frozen=True)
+class RunProgress:
+    """Where a run is, reported between units of work (for a progress bar): WorkOS items listed so far (users and
+    groups, memberships not counted) and store writes made."""
+
+    directory_id: str
+    phase: str
+    listed: int
+    written: int
+
+
 class DirectoryReconciler:
     """Runs (or resumes) the reconcile of one directory within a time budget."""
 
@@ -106,12 +117,14 @@ class DirectoryReconciler:
         work_queue: WorkQueue,
         config: ReconcileConfig | None = None,
         clock: Callable[[], float] = time.time,
+        on_progress: Callable[[RunProgress], None] | None = None,
     ) -> None:
         self._api = api
         self._table = table
         self._work_queue = work_queue
         self._config = config or ReconcileConfig()
         self._clock = clock
+        self._on_progress = on_progress
 
     def run(
         self, directory_id: str, *, remaining_seconds: Callable[[], float] = lambda: float("inf")
@@ -144,6 +157,7 @@ class DirectoryReconciler:
                 lease=lease,
                 config=config,
                 remaining=remaining_seconds,
+                on_progress=self._on_progress,
             )
             try:
                 status = run.execute()
@@ -181,7 +195,9 @@ class _Run:
         lease: Lease,
         config: ReconcileConfig,
         remaining: Callable[[], float],
+        on_progress: Callable[[RunProgress], None] | None = None,
     ) -> None:
+        self._on_progress = on_progress
         self._checkpoints = checkpoints
         self._lease = lease
         self._config = config
@@ -218,7 +234,17 @@ class _Run:
         return RunStatus.COMPLETE
 
     def tick(self) -> None:
-        """Between units of work: pause near the end of the budget, checkpoint now and then."""
+        """Between units of work: report progress, pause near the end of the budget, checkpoint now and then."""
+        if self._on_progress is not None:
+            seen, checkpoint = self.state.seen, self.checkpoint
+            self._on_progress(
+                RunProgress(
+                    self.state.directory_id,
+                    checkpoint.phase,
+                    listed=len(seen["users"]) + len(seen["groups"]),
+                    written=checkpoint.drift.total(),
+                )
+            )
         if self._remaining() < self._config.reserve_seconds:
             raise _Paused
         if time.monotonic() - self._last_save > self._config.checkpoint_every_seconds:
@@ -244,6 +270,7 @@ __all__ = [
     "DirectoryReport",
     "Drift",
     "ReconcileConfig",
+    "RunProgress",
     "RunReport",
     "RunStatus",
     "membership_repair_version",
