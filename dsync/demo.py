@@ -55,7 +55,8 @@ class DemoOptions:
     loss_rate: float = 0.35
     senders: int = 8
     rate_limit_per_second: float = 4.0
-    # moto's SQS scans the whole queue on every send and receive; a short backlog keeps the demo fast.
+    # moto's SQS still scans a queue on every receive (once per call since dsync.local.moto_server): keep the
+    # backlog moderate.
     max_backlog: int = 60
     # WorkOS holds new events back from cursor reads for a few seconds; the fake does the same.
     hold_back_seconds: float = 2.0
