@@ -182,14 +182,9 @@ class Bench:
         self.calls.install()
         self.fake.start()
         self.stack = LocalStack(
-            LocalStackOptions(
-                webhook_secrets=(SECRET,),
-                port=0,
-                aws_port=0,
-                workos_api_key=self.fake.api_key,
-                workos_base_url=self.fake.base_url,
-                clock_skew_allowance_seconds=0,
-                readable_logs=False,
+            LocalStackOptions.beside_fake_workos(
+                self.fake,
+                secret=SECRET,
                 # Off unless asked: with it, the tail also queues every event of the bench's directories, and the
                 # figures would measure reconcile and apply racing over the same items.
                 tail_every_seconds=2.0 if args.tail else 0.0,

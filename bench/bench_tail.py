@@ -50,14 +50,9 @@ class Bench:
         self.fake = FakeWorkOS(self.model, events_hold_back_seconds=HOLD_BACK)
         self.fake.start()
         self.stack = LocalStack(
-            LocalStackOptions(
-                webhook_secrets=(SECRET,),
-                port=0,
-                aws_port=0,
-                workos_api_key=self.fake.api_key,
-                workos_base_url=self.fake.base_url,
-                clock_skew_allowance_seconds=0,
-                readable_logs=False,
+            LocalStackOptions.beside_fake_workos(
+                self.fake,
+                secret=SECRET,
                 tail_every_seconds=tail_every,
                 tail_bootstrap_hours=60 / 3600,
             )

@@ -220,16 +220,10 @@ class Demo:
         started = time.monotonic()
         self.fake.start()
         self.stack = LocalStack(
-            LocalStackOptions(
-                webhook_secrets=(DEMO_SECRET,),
-                port=0,
-                aws_port=0,
-                workos_api_key=self.fake.api_key,
-                workos_base_url=self.fake.base_url,
-                # The fake WorkOS and the pipeline share this machine's clock: no skew to allow for.
-                clock_skew_allowance_seconds=0,
-                readable_logs=False,
-                # The tail starts on cue in act 3 (acts 1-2 prove webhooks alone converge), reading from then on.
+            LocalStackOptions.beside_fake_workos(
+                self.fake,
+                secret=DEMO_SECRET,
+                # The tail starts on cue in act 4 (acts 1-3 prove webhooks alone converge), reading from then on.
                 tail_every_seconds=self.options.tail_every_seconds,
                 tail_autostart=False,
                 tail_bootstrap_hours=5 / 3600,

@@ -67,6 +67,21 @@ class LocalStackOptions:
     tail_autostart: bool = True
     tail_bootstrap_hours: float = 24.0
 
+    @classmethod
+    def beside_fake_workos(cls, fake: Any, *, secret: str, **options: Any) -> LocalStackOptions:
+        """A stack on free ports against a fake WorkOS on this machine (the demo, the benchmarks): the same clock,
+        so no skew to allow for, and logs left as JSON for the caller to silence."""
+        return cls(
+            webhook_secrets=(secret,),
+            port=0,
+            aws_port=0,
+            workos_api_key=fake.api_key,
+            workos_base_url=fake.base_url,
+            clock_skew_allowance_seconds=0,
+            readable_logs=False,
+            **options,
+        )
+
 
 class LocalStack:
     def __init__(self, options: LocalStackOptions) -> None:
