@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from shared.resources import DEFAULT_STACK_NAME, LOCAL_NAMES, Outputs
@@ -18,6 +19,9 @@ from shared.resources import DEFAULT_STACK_NAME, LOCAL_NAMES, Outputs
 
 class TargetError(Exception):
     """The stack or endpoint cannot be used; the message says what to do."""
+
+
+CLIENT_CONFIG = Config(max_pool_connections=32)
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,10 @@ class Target:
     workos_api_key_secret_id: str | None = None
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=self.region, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
+        # Room for reconcile's parallel writers: botocore's default pool (10) opens a new connection per extra call.
+        return boto3.client(  # type: ignore[call-overload]
+            service, region_name=self.region, endpoint_url=self.endpoint_url, config=CLIENT_CONFIG
+        )
 
 
 def default_region() -> str:

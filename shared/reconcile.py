@@ -106,6 +106,9 @@ class RunProgress:
     written: int
 
 
+WRITE_PARALLELISM = 16
+
+
 class DirectoryReconciler:
     """Runs (or resumes) the reconcile of one directory within a time budget."""
 
@@ -140,7 +143,8 @@ class DirectoryReconciler:
         checkpoints = CheckpointStore(
             self._table, directory_id, clock=self._clock, max_age_seconds=config.max_checkpoint_age_seconds
         )
-        with ThreadPoolExecutor(max_workers=8) as pool:
+        # Writes are I/O: 16 in flight keep the store busy while WorkOS's paced listing runs beside them.
+        with ThreadPoolExecutor(max_workers=WRITE_PARALLELISM) as pool:
             writer = RepairWriter(
                 self._table,
                 directory_id,

@@ -57,3 +57,16 @@ def test_counts_are_live_and_only_asked_attributes_are_computed(queues: list[Que
     assert (lazy["ApproximateNumberOfMessages"], lazy["ApproximateNumberOfMessagesNotVisible"]) == (2, 1)
     assert lazy["ContentBasedDeduplication"] == "false" and lazy["FifoQueue"] == "true"
     assert json.loads(lazy["RedrivePolicy"])["maxReceiveCount"] == 5
+
+
+def test_the_fast_clock_is_moto_s_clock() -> None:
+    from datetime import UTC, datetime
+
+    from moto.core import utils
+
+    from dsync.local.moto_server import unix_time, unix_time_millis
+
+    assert abs(unix_time() - utils.unix_time()) < 0.05
+    assert abs(unix_time_millis() - utils.unix_time_millis()) < 50
+    moment = datetime(2026, 12, 2, 12, 0, tzinfo=UTC).replace(tzinfo=None)
+    assert unix_time(moment) == utils.unix_time(moment)
