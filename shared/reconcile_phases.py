@@ -7,6 +7,7 @@ can checkpoint or pause. Resuming a phase picks up at the checkpoint's cursor or
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -117,31 +118,36 @@ def sync_entities(run: RunState, kind: str) -> None:
 
 
 class OnePageAhead:
-    """Writes one page in the background while the caller lists the next: WorkOS paces listings (4 requests/s per
-    directory), the store does not, so the two overlap instead of taking turns. Results are applied in the caller's
-    thread (`done`), in order, when the next page is submitted or the block ends, so the checkpoint only ever
-    records pages whose writes all finished; a failed write raises there."""
+    """Writes pages in the background while the caller lists the next: WorkOS paces listings (4 requests/s per
+    directory), the store does not, so the two overlap instead of taking turns. Up to `depth` pages are in flight
+    (two: the store stays busy across a page boundary). Results are applied in the caller's thread (`done`), in
+    order, as later pages are submitted or the block ends, so the checkpoint only ever records pages whose writes
+    all finished, and every page before them; a failed write raises there."""
 
-    def __init__(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile-writes")
-        self._inflight: tuple[Future[list[bool]], Callable[[list[bool]], None]] | None = None
+    def __init__(self, depth: int = 2) -> None:
+        self._depth = depth
+        self._executor = ThreadPoolExecutor(max_workers=depth, thread_name_prefix="reconcile-writes")
+        self._inflight: deque[tuple[Future[list[bool]], Callable[[list[bool]], None]]] = deque()
 
     def submit(self, writes: Callable[[], list[bool]], done: Callable[[list[bool]], None]) -> None:
-        self.wait()
-        self._inflight = (self._executor.submit(writes), done)
+        while len(self._inflight) >= self._depth:
+            self._finish_oldest()
+        self._inflight.append((self._executor.submit(writes), done))
 
     def wait(self) -> None:
-        if self._inflight is not None:
-            future, done = self._inflight
-            self._inflight = None
-            done(future.result())
+        while self._inflight:
+            self._finish_oldest()
+
+    def _finish_oldest(self) -> None:
+        future, done = self._inflight.popleft()
+        done(future.result())
 
     def __enter__(self) -> OnePageAhead:
         return self
 
     def __exit__(self, *exc: object) -> None:
         try:
-            self.wait()  # also when pausing: the page in flight is written and counted before the checkpoint
+            self.wait()  # also when pausing: the pages in flight are written and counted before the checkpoint
         finally:
             self._executor.shutdown(wait=True)
 
