@@ -226,20 +226,11 @@ class Bench:
 
     def wait_idle(self, timeout: float = 600) -> float:
         """Until the queues are empty and the change tap has stopped growing (the stream is read)."""
-        import boto3
-
-        assert self.stack.resources is not None and self.stack.changes is not None
-        sqs = boto3.client("sqs", endpoint_url=self.stack.aws_endpoint)
+        assert self.stack.changes is not None
         started = time.perf_counter()
         quiet_since, last = None, -1
         while time.perf_counter() - started < timeout:
-            busy = 0
-            for url in (self.stack.resources.event_queue_url, self.stack.resources.work_queue_url):
-                attributes = sqs.get_queue_attributes(
-                    QueueUrl=url,
-                    AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-                )["Attributes"]
-                busy += sum(int(value) for value in attributes.values())
+            busy = self.stack.queued_messages()
             published = sum(self.stack.changes.snapshot().values())
             if busy == 0 and published == last:
                 quiet_since = quiet_since or time.perf_counter()

@@ -169,19 +169,11 @@ class Demo:
 
     def drain(self, timeout: float = 90.0) -> float:
         """Wait until the event queue, the work queue and the change stream are all idle."""
-        assert self.stack is not None and self.stack.resources is not None
-        sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=self.stack.aws_endpoint)
+        assert self.stack is not None
         started = time.monotonic()
         quiet_since: float | None = None
         while time.monotonic() - started < timeout:
-            busy = 0
-            for url in (self.stack.resources.event_queue_url, self.stack.resources.work_queue_url):
-                attributes = sqs.get_queue_attributes(
-                    QueueUrl=url,
-                    AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-                )["Attributes"]
-                busy += int(attributes["ApproximateNumberOfMessages"])
-                busy += int(attributes["ApproximateNumberOfMessagesNotVisible"])
+            busy = self.stack.queued_messages()
             if busy == 0:
                 quiet_since = quiet_since or time.monotonic()
                 if time.monotonic() - quiet_since > 1.0:  # the stream poller catches up within a poll

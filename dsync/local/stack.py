@@ -176,6 +176,19 @@ class LocalStack:
     def reconcile_configured(self) -> bool:
         return bool(self.options.workos_api_key)
 
+    def queued_messages(self) -> int:
+        """Messages waiting or in flight on the event and work queues: 0 when the pipeline has nothing left to do
+        (the stream aside, which the caller watches through `changes`)."""
+        assert self.resources is not None, "start() first"
+        sqs = boto3.client("sqs", region_name=REGION, endpoint_url=self.aws_endpoint)
+        total = 0
+        for url in (self.resources.event_queue_url, self.resources.work_queue_url):
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+            )["Attributes"]
+            total += sum(int(value) for value in attributes.values())
+        return total
+
     def run_scheduled_reconcile(self) -> None:
         """What the EventBridge rule does: invoke the reconcile function with a scheduled event."""
         from functions.reconcile import handler as reconcile
