@@ -10,8 +10,8 @@ from dsync.errors import CommandError
 from dsync.reconcile_command import ReconcileCommandError, resolve_api_key
 from dsync.targets import Target
 from shared.adapters.sqs import SqsEventQueue
+from shared.events import parse_time
 from shared.replay import ReplayWindowError, check_window, replay
-from shared.tail import parse_time
 
 
 def parse_moment(value: str, option: str) -> datetime:

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from shared import records, schema
+from shared.events import parse_time
 from shared.records import DirectoryHealth, ItemKey, Record
 
 # `linked` is healthy; `deleting` is on its way out (its `dsync.deleted` follows). The rest need a human.
@@ -127,11 +128,10 @@ class HealthRecorder:
         state = str(directory.get("api_state") or directory.get("state") or "unknown")
         since = now
         if previous is not None and previous.get("state") == state and previous.get("since"):
-            since = datetime.fromisoformat(str(previous["since"]).replace("Z", "+00:00"))
-        users = self._table.count_live(directory_id, schema.USER_PREFIX)
-        groups = self._table.count_live(directory_id, schema.GROUP_PREFIX)
-        mirror = Counts(users.get("active", 0), users.get("inactive", 0), groups.get("live", 0))
-        return DirectoryCheck(directory_id, state, since, workos_counts(directory), mirror)
+            since = parse_time(str(previous["since"]))
+        return DirectoryCheck(
+            directory_id, state, since, workos_counts(directory), mirror_counts(self._table, directory_id)
+        )
 
     def _health(self, check: DirectoryCheck, directory: Mapping[str, Any], now: datetime) -> DirectoryHealth:
         organization_id = directory.get("organization_id")
@@ -145,6 +145,17 @@ class HealthRecorder:
             users_inactive=check.workos.users_inactive,
             groups=check.workos.groups,
         )
+
+
+class CountingTable(Protocol):
+    def count_live(self, directory_id: str, prefix: str) -> dict[str, int]: ...
+
+
+def mirror_counts(table: CountingTable, directory_id: str) -> Counts:
+    """The mirror's live users (active / not active, as WorkOS counts them) and groups: one query per kind."""
+    users = table.count_live(directory_id, schema.USER_PREFIX)
+    groups = table.count_live(directory_id, schema.GROUP_PREFIX)
+    return Counts(users.get("active", 0), users.get("inactive", 0), groups.get("live", 0))
 
 
 def workos_counts(directory: Mapping[str, Any]) -> Counts:

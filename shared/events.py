@@ -31,6 +31,11 @@ def iso(value: datetime) -> str:
     return _as_utc(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def parse_time(value: str) -> datetime:
+    """The inverse of `iso` (any ISO-8601 time, `Z` or an offset), in UTC."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc), PlainSerializer(iso, when_used="json")]
 

@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from shared.events import DSYNC_EVENT_TYPES, iso
+from shared.events import DSYNC_EVENT_TYPES, iso, parse_time
 from shared.ingest import BatchEventQueue, EventSource, directory_id_of
-from shared.tail import EVENTS_API_RETENTION_DAYS, EventsApi, parse_time, queue_events
+from shared.tail import EVENTS_API_RETENTION_DAYS, EventsApi, queue_events
 
 MAX_WINDOW = timedelta(days=30)
 

@@ -12,9 +12,10 @@ from typing import Any
 
 from shared import records, schema
 from shared.adapters.dynamodb import DirectoryTable
+from shared.directory_health import mirror_counts
+from shared.events import parse_time
 from shared.reconcile import LAST_RUN_SK
 from shared.records import ItemKey
-from shared.tail import parse_time
 from shared.tail_cursor import LEASE_KEY, CursorStore
 
 
@@ -63,17 +64,12 @@ def directory_status(table: DirectoryTable) -> list[dict[str, Any]]:
         applied = items.get(ItemKey(pk, schema.APPLIED_SK))
         last_run = items.get(ItemKey(pk, LAST_RUN_SK))
         health = items.get(ItemKey(pk, schema.HEALTH_SK))
-        users = table.count_live(directory_id, schema.USER_PREFIX)
         report.append(
             {
                 "id": directory_id,
                 "state": directory.get("state"),
                 "health": records.readable_health(health) if health else None,
-                "mirror_counts": {
-                    "users_active": users["active"],
-                    "users_inactive": users["inactive"],
-                    "groups": table.count_live(directory_id, schema.GROUP_PREFIX)["live"],
-                },
+                "mirror_counts": mirror_counts(table, directory_id).as_dict(),
                 "last_event": {
                     "id": applied.get("event_id"),
                     "type": applied.get("event_type"),

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from shared.events import DSYNC_EVENT_TYPES, iso
+from shared.events import DSYNC_EVENT_TYPES, iso, parse_time
 from shared.ingest import BatchEventQueue, EnqueueError, EventSource, QueuedEvent, queued_event
 from shared.lease import Lease
 from shared.tail_cursor import Cursor, CursorStore
@@ -116,10 +116,6 @@ class TailReport:
         document["cursor_event_id"] = self.cursor.event_id if self.cursor else None
         document["max_lag_seconds"] = round(max(self.lag_seconds), 3) if self.lag_seconds else None
         return document
-
-
-def parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def recovery_start(last_event_at: str, now: datetime, config: TailConfig) -> datetime:

@@ -6,8 +6,9 @@ can be zero. Cursor age (now minus the cursor event's time) warns before WorkOS'
 
 from __future__ import annotations
 
+from shared.events import parse_time
 from shared.observability import MetricsRecorder
-from shared.tail import TailReport, TailStatus, parse_time
+from shared.tail import TailReport, TailStatus
 
 
 def record_tail(metrics: MetricsRecorder, report: TailReport, *, now: float) -> None:

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.events import parse_time
 from shared.ingest import EnqueueError, QueuedEvent
 from shared.records import ItemKey
-from shared.tail import parse_time
 
 
 class ManualClock:

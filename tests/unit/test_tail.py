@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from shared.events import DSYNC_EVENT_TYPES
+from shared.events import DSYNC_EVENT_TYPES, parse_time
 from shared.ingest import EventSource, QueuedEvent, queued_event
 from shared.lease import Lease
-from shared.tail import EventsTail, TailConfig, TailErrors, TailReport, TailStatus, parse_time
+from shared.tail import EventsTail, TailConfig, TailErrors, TailReport, TailStatus
 from shared.tail_cursor import CURSOR_KEY, LEASE_KEY, Cursor, CursorStore
 from tests.support.tail_fakes import (
     AuthError,
