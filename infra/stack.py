@@ -44,6 +44,7 @@ from shared.resources import (
     MAX_WEBHOOK_BODY_BYTES,
     PUBLISH_FUNCTION,
     RECONCILE_FUNCTION,
+    RECONCILE_MAX_CONCURRENCY,
     TAIL_FUNCTION,
     WORK_DEAD_LETTER_QUEUE,
     WORK_QUEUE,
@@ -57,7 +58,6 @@ from shared.resources import (
 # stack, which has no stream, hence defined here rather than in shared.resources.
 PUBLISH_DEAD_LETTER_QUEUE = QueueSpec(fifo=False, retention_seconds=FOURTEEN_DAYS, visibility_timeout_seconds=30)
 CHANGE_ARCHIVE_RETENTION = Duration.days(30)
-RECONCILE_MAX_CONCURRENCY = 5
 STREAM_BATCH_SIZE = 100
 STREAM_RETRY_ATTEMPTS = 10
 # Stack output keys of this stack only (the CLI reads the shared ones in `shared.resources.Outputs`).

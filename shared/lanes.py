@@ -18,7 +18,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any, Final
 
-LANES_PER_DIRECTORY: Final = 8
+LANES_PER_DIRECTORY: Final = 16
 DIRECTORY_LANE: Final = "d"
 _SEPARATOR: Final = ":"
 _MEMBERSHIP_EVENTS = frozenset({"dsync.group.user_added", "dsync.group.user_removed"})

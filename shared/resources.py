@@ -98,6 +98,24 @@ EVENT_QUEUE = QueueSpec(
     visibility_timeout_seconds=6 * APPLY_FUNCTION.timeout_seconds,  # AWS: >= 6x the consumer's timeout
 )
 EVENT_DEAD_LETTER_QUEUE = QueueSpec(fifo=True, retention_seconds=FOURTEEN_DAYS, visibility_timeout_seconds=30)
+# Batches of a directory whose DynamoDB partition is throttled move here (`shared.overflow`), so a giant's backlog
+# waits outside the events queue's 120,000-message scan window instead of in front of every small directory.
+OVERFLOW_QUEUE = QueueSpec(
+    fifo=True,
+    retention_seconds=FOURTEEN_DAYS,
+    visibility_timeout_seconds=6 * APPLY_FUNCTION.timeout_seconds,
+)
+OVERFLOW_DEAD_LETTER_QUEUE = QueueSpec(fifo=True, retention_seconds=FOURTEEN_DAYS, visibility_timeout_seconds=30)
+# Mapping concurrency (ScalingConfig.MaximumConcurrency). Events: enough for every lane of several large
+# directories at once plus the small ones; overflow: enough to keep a throttled partition at its ceiling.
+APPLY_MAX_CONCURRENCY = 100
+OVERFLOW_MAX_CONCURRENCY = 20
+# SDK attempts per DynamoDB request of the events queue's applier: a throttled directory is moved on, not waited
+# for. The overflow applier keeps botocore's adaptive mode and its 10 attempts.
+EVENT_LANE_DYNAMODB_ATTEMPTS = 2
+OVERFLOW_LANE_DYNAMODB_ATTEMPTS = 10
+# Reconcile functions at once: 20 directories at WorkOS's 4 rps each are 80% of the key's 6,000 per minute.
+RECONCILE_MAX_CONCURRENCY = 20
 # Reconcile and purge work, one message per directory job; long jobs continue in a follow-up message.
 WORK_QUEUE = QueueSpec(
     fifo=False,
