@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
+from shared import lanes
 from shared.signature import SIGNATURE_HEADER, SignatureError, verify_signature
 
 DSYNC_PREFIX = "dsync."
@@ -82,7 +83,8 @@ class EventSource(StrEnum):
 
 @dataclass(frozen=True)
 class QueuedEvent:
-    """What goes on the FIFO queue: the verified body unchanged, grouped by directory, deduplicated by event id."""
+    """What goes on the FIFO queue: the verified body unchanged, in one of its directory's lanes (`shared.lanes`),
+    deduplicated by event id."""
 
     body: str
     group_id: str
@@ -91,6 +93,7 @@ class QueuedEvent:
     received_at_ms: int
     event_id: str = ""
     source: EventSource = EventSource.WEBHOOK
+    directory_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,7 @@ def ingest_webhook(
     if isinstance(queued, Unqueueable):
         outcome = Outcome.IGNORED if queued.status < 300 else Outcome.REJECTED
         return IngestResult(queued.status, outcome, queued.reason, queued.event_id, queued.event_type)
-    event_id, event_type, directory_id = queued.event_id, queued.event_type, queued.group_id
+    event_id, event_type, directory_id = queued.event_id, queued.event_type, queued.directory_id
     try:
         queue.enqueue(queued)
     except EnqueueError:
@@ -200,9 +203,13 @@ def queued_event(body: bytes, *, received_at_ms: int, source: EventSource) -> Qu
     directory_id = directory_id_of(event_type, data)
     if directory_id is None or not _SQS_ID.match(directory_id):
         return Unqueueable(400, Reason.MALFORMED_EVENT, event_id, event_type)
+    group_id = lanes.message_group_id(directory_id, event_type, data)
+    if not _SQS_ID.match(group_id):
+        return Unqueueable(400, Reason.MALFORMED_EVENT, event_id, event_type)
     return QueuedEvent(
         body=body.decode("utf-8"),
-        group_id=directory_id,
+        group_id=group_id,
+        directory_id=directory_id,
         deduplication_id=deduplication_id(event_id),
         event_type=event_type,
         received_at_ms=received_at_ms,
@@ -228,7 +235,7 @@ def parse_envelope(body: bytes) -> tuple[str, str, dict[str, Any]] | None:
 
 
 def directory_id_of(event_type: str, data: Mapping[str, Any]) -> str | None:
-    """The FIFO group: `data.id` for directory events, `data.directory_id` for everything else."""
+    """`data.id` for directory events, `data.directory_id` for everything else."""
     value = data.get("id") if event_type in DIRECTORY_EVENTS else data.get("directory_id")
     return value if isinstance(value, str) and value else None
 

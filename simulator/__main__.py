@@ -91,7 +91,8 @@ def _wave_line(wave: WaveOutcome) -> str:
     return (
         f"(b) reconcile wave: {wave.directories:,} directories of 1,000 users, {wave.in_wave:,} in this wave "
         f"({wave.planned_requests:,} requests, {wave.key_share:.0%} of the key's 6,000/min): "
-        f"{wave.seconds:,.0f} s of a {WAVE_PERIOD:,.0f} s period (target: inside it), {wave.rate_limited:,} × 429; "
+        f"{wave.seconds:,.0f} s of a {WAVE_PERIOD:,.0f} s period (target: inside it), "
+        f"{wave.rate_limited:,} answered 429; "
         f"every directory reconciled every {wave.rotation_waves} wave(s)"
     )
 

@@ -128,8 +128,9 @@ def calibrate(users: int = 200, groups: int = 20) -> Calibration:
 
             client.meta.events.register("before-parameter-build.dynamodb", count)
             client.meta.events.register("before-send.dynamodb", lambda **_: time.sleep(delay[0]))
-            applier = Applier(store=DirectoryTable(resources.table_name, client=client), work_queue=_Null(),
-                              dead_letters=_Null())
+            applier = Applier(
+                store=DirectoryTable(resources.table_name, client=client), work_queue=_Null(), dead_letters=_Null()
+            )
             model = DirectoryModel(seed=5)
             directory_id = model.create_directory(organization_id="org_01CALIBRATION")["id"]
             populate(model, directory_id, users=users, groups=groups, rng=random.Random(5))
@@ -145,7 +146,9 @@ def calibrate(users: int = 200, groups: int = 20) -> Calibration:
             for event_type in PHASES:
                 phase = by_type.get(event_type, [])
                 batches = [phase[i : i + 10] for i in range(0, len(phase), 10) if len(phase[i : i + 10]) == 10]
-                calls.clear(), written.clear(), read_keys.clear()
+                calls.clear()
+                written.clear()
+                read_keys.clear()
                 timed, untimed = batches[:_BATCHES_TIMED], batches[_BATCHES_TIMED:]
                 delay[0] = _INJECTED_DELAY
                 started = time.perf_counter()

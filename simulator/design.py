@@ -25,7 +25,5 @@ CURRENT = Design(
     main_lane_attempts=resources.EVENT_LANE_DYNAMODB_ATTEMPTS,
 )
 BASELINE_WAVE = WaveDesign("baseline (every directory each wave)", concurrency=5, budgeted=False)
-CURRENT_WAVE = WaveDesign(
-    "current (budgeted wave)", concurrency=resources.RECONCILE_MAX_CONCURRENCY, budgeted=True
-)
+CURRENT_WAVE = WaveDesign("current (budgeted wave)", concurrency=resources.RECONCILE_MAX_CONCURRENCY, budgeted=True)
 DESIGNS = {"current": (CURRENT, CURRENT_WAVE), "baseline": (BASELINE, BASELINE_WAVE)}

@@ -19,6 +19,7 @@ Rules, each from AWS's documentation (quoted in `../shared/docs/aws-serverless-f
 
 from __future__ import annotations
 
+import functools
 import heapq
 from collections import deque
 from collections.abc import Callable
@@ -137,7 +138,7 @@ class FifoQueue:
                 taken += 1
             self._locked[group] = taken
             for message in batch[-taken:]:
-                self.schedule(self.visibility_timeout, lambda m=message: self._timeout(m))
+                self.schedule(self.visibility_timeout, functools.partial(self._timeout, message))
         return batch
 
     def delete(self, message: Message) -> None:

@@ -8,6 +8,7 @@ real applier (`simulator.calibration`). What is AWS's is a rule with its source 
 
 from __future__ import annotations
 
+import functools
 import statistics
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -99,7 +100,9 @@ class Pipeline:
         self.main.on_available = self.main_mapping.poll
         self.overflow = self._queue("overflow")
         self.overflow_mapping = EventSourceMapping(
-            self.overflow, max(design.overflow_max_concurrency, 1), lambda b, d: self._apply(b, d, main=False),
+            self.overflow,
+            max(design.overflow_max_concurrency, 1),
+            lambda b, d: self._apply(b, d, main=False),
             lambda: self.sim.now,
         )
         self.overflow.on_available = self.overflow_mapping.poll
@@ -118,7 +121,7 @@ class Pipeline:
     def deliver(self, events: Iterable[Event]) -> None:
         """Schedule WorkOS's sends (each event's `sent_at`); the ingest queues each one `INGEST_SECONDS` later."""
         for event in events:
-            self.sim.at(event.sent_at + INGEST_SECONDS, lambda e=event: self._ingest(e))
+            self.sim.at(event.sent_at + INGEST_SECONDS, functools.partial(self._ingest, event))
 
     def _ingest(self, event: Event) -> None:
         self.figures.delivered += 1

@@ -45,10 +45,9 @@ def onboarding_events(users: int, groups: int, memberships_per_user: int) -> Ite
         yield "dsync.user.created", f"directory_user_{user:08d}"
     for group in range(groups):
         yield "dsync.group.created", f"directory_group_{group:06d}"
-    for round_number in range(memberships_per_user):
+    for _ in range(memberships_per_user):
         for user in range(users):
             yield "dsync.group.user_added", f"directory_user_{user:08d}"
-    del round_number
 
 
 def mass_update_events(users: int) -> Iterator[tuple[str, str]]:

@@ -10,6 +10,7 @@ import pytest
 
 from dsync.local.provision import LocalResources
 from functions.ingest import handler as ingest
+from shared import lanes
 from tests.support.lambda_context import lambda_context
 from tests.support.webhooks import signed_event, user_created_event
 
@@ -45,7 +46,7 @@ def test_verified_event_lands_on_the_fifo_queue_unchanged(aws: LocalResources) -
     assert message["Body"] == user_created_event_body("event_01A", "directory_01D")
     attributes = message["Attributes"]
     assert isinstance(attributes, dict)
-    assert attributes["MessageGroupId"] == "directory_01D"
+    assert lanes.directory_of_group(attributes["MessageGroupId"]) == "directory_01D"
     assert attributes["MessageDeduplicationId"] == "event_01A"
     message_attributes = message["MessageAttributes"]
     assert isinstance(message_attributes, dict)
@@ -69,7 +70,7 @@ def test_events_are_grouped_per_directory(aws: LocalResources) -> None:
         document = user_created_event(event_id=f"event_{index}", directory_id=directory, user_id=f"u{index}")
         assert ingest.handler(signed_event(document), lambda_context())["statusCode"] == 200
     groups = sorted(m["Attributes"]["MessageGroupId"] for m in receive_all(aws.event_queue_url))  # type: ignore[index]
-    assert groups == ["directory_A", "directory_A", "directory_B"]
+    assert [lanes.directory_of_group(group) for group in groups] == ["directory_A", "directory_A", "directory_B"]
 
 
 def test_unverified_requests_enqueue_nothing(aws: LocalResources) -> None:

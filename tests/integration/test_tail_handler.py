@@ -13,6 +13,7 @@ import pytest
 from dsync.fake_workos import DirectoryModel, FakeWorkOS, populate
 from dsync.local.provision import LocalResources
 from functions.tail import handler as tail
+from shared import lanes
 from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.sqs import SOURCE_ATTRIBUTE
 from shared.tail_cursor import CursorStore
@@ -69,7 +70,7 @@ def test_the_tail_queues_every_dsync_event_in_its_directory_group_and_moves_its_
     assert result["full_pages"] >= 1  # 100 a page
     messages = queued(aws)
     assert sorted(json.loads(m["Body"])["id"] for m in messages) == sorted(e["id"] for e in events)
-    assert {m["Attributes"]["MessageGroupId"] for m in messages} == {directory_id}
+    assert {lanes.directory_of_group(m["Attributes"]["MessageGroupId"]) for m in messages} == {directory_id}
     assert {m["MessageAttributes"][SOURCE_ATTRIBUTE]["StringValue"] for m in messages} == {"events_api"}
     cursor = CursorStore(DirectoryTable(aws.table_name)).load()
     assert cursor is not None and cursor.event_id == events[-1]["id"]

@@ -15,6 +15,7 @@ from functions.ingest.handler import (
     handle,
     request_from_api_gateway,
 )
+from shared import lanes
 from shared.ingest import (
     EnqueueError,
     IngestLimits,
@@ -87,13 +88,15 @@ def ingest(
     return result, queue
 
 
-def test_verified_dsync_event_is_queued_grouped_by_directory_and_deduplicated_by_event_id() -> None:
+def test_verified_dsync_event_is_queued_in_its_directorys_lane_and_deduplicated_by_event_id() -> None:
     body = compact(user_created_event(event_id="event_01A", directory_id="directory_01D"))
     result, queue = ingest(body)
     assert (result.status, result.outcome) == (200, Outcome.QUEUED)
     [queued] = queue.sent
     assert queued.body == body.decode()  # unchanged, byte for byte
-    assert queued.group_id == "directory_01D"
+    assert queued.directory_id == "directory_01D"
+    assert queued.group_id == lanes.message_group_id("directory_01D", "dsync.user.created", json.loads(body)["data"])
+    assert queued.group_id.startswith("directory_01D:")
     assert queued.deduplication_id == "event_01A"
     assert queued.event_type == "dsync.user.created"
     assert abs(queued.received_at_ms - now_ms()) < 5_000
@@ -104,7 +107,7 @@ def test_directory_events_are_grouped_by_data_id(event_type: str) -> None:
     body = compact({"id": "event_1", "event": event_type, "data": {"id": "directory_9"}, "created_at": "x"})
     result, queue = ingest(body)
     assert result.status == 200
-    assert queue.sent[0].group_id == "directory_9"
+    assert queue.sent[0].group_id == "directory_9:d"  # the directory's own ordered lane
 
 
 def test_non_dsync_events_are_acknowledged_without_queueing() -> None:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from shared import lanes
 from shared.ingest import EventSource
 from shared.replay import MAX_WINDOW, ReplayWindowError, replay, windows
 from tests.support.tail_fakes import FakeBatchQueue, FakeEventsApi, ManualClock
@@ -38,7 +39,7 @@ def test_only_the_requested_directory_is_queued() -> None:
     api, queue, now = world(5, other=7)
     report = replay(api, queue, since=now - timedelta(hours=2), until=now, now=now, directory_id="directory_01B")
     assert (report.events_read, report.events_enqueued, report.other_directories) == (12, 7, 5)
-    assert {message.group_id for message in queue.messages} == {"directory_01B"}
+    assert {lanes.directory_of_group(message.group_id) for message in queue.messages} == {"directory_01B"}
 
 
 def test_until_bounds_the_window_and_progress_reaches_its_end() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from shared import lanes
 from shared.events import DSYNC_EVENT_TYPES, parse_time
 from shared.ingest import EventSource, QueuedEvent, queued_event
 from shared.lease import Lease
@@ -83,7 +84,8 @@ def test_each_event_is_queued_exactly_as_ingest_queues_a_webhook() -> None:
     webhook = queued_event(json.dumps(event).encode(), received_at_ms=0, source=EventSource.WEBHOOK)
     assert isinstance(webhook, QueuedEvent)
     assert json.loads(message.body) == event
-    assert (message.group_id, message.deduplication_id) == (DIRECTORY, event["id"])
+    assert (message.group_id, message.deduplication_id) == (webhook.group_id, event["id"])  # the same lane
+    assert lanes.directory_of_group(message.group_id) == DIRECTORY
     assert (message.group_id, message.deduplication_id, message.event_type) == (
         webhook.group_id,
         webhook.deduplication_id,
