@@ -12,7 +12,12 @@ newer), and everything else is decided from versions read in one batched read pe
 4. write the rest in parallel (they commute), then run cascades WorkOS sends no events for: a deleted group or
    user ends its memberships; a deleted directory is tombstoned at once (readers see nothing) and its items are
    purged by a job on the work queue;
-5. report per message: applied, no-op, ignored, forwarded to the DLQ, or retry (transient failure).
+5. read back what the writes depend on (one more strongly consistent read): a directory's lanes are applied
+   concurrently, so a group, a user or the directory may have been deleted by another applier between step 3 and
+   step 4. Then the membership just written is ended, or the directory's purge is queued again. Either this read
+   sees the deletion, or the deletion's cascade (which reads after writing its tombstone) sees our write;
+6. report per message: applied, no-op, ignored, moved to the overflow queue (its directory's partition is
+   throttled, `shared.overflow`), forwarded to the DLQ, or retry (transient failure).
 
 Every step is idempotent, so a redelivery after a crash or a Lambda timeout finishes whatever was left.
 """
@@ -28,8 +33,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from shared import records, schema
+from shared import lanes, records, schema
 from shared.events import DsyncEvent, InvalidEventError, UnknownEvent, parse_event
+from shared.overflow import HotDirectories, Overflow, OverflowMessage
 from shared.records import ItemKey, Record, RecordTooLargeError, StoredVersion
 
 # --- Ports --------------------------------------------------------------------------------------------------------
@@ -41,6 +47,10 @@ class TransientStoreError(Exception):
 
 class PermanentStoreError(Exception):
     """The store refused the record itself (e.g. validation): retrying can never help."""
+
+
+class StoreThrottledError(TransientStoreError):
+    """The directory's partition is over its throughput: worth retrying, better elsewhere (`shared.overflow`)."""
 
 
 class DirectoryStore(Protocol):
@@ -85,6 +95,7 @@ class Status(StrEnum):
     NOOP = "noop"  # duplicate, stale, or for a deleted directory
     IGNORED = "ignored"  # a well-formed event of a type we do not apply
     FORWARDED = "forwarded"  # can never apply: parked on the dead-letter queue
+    MOVED = "moved"  # its directory's partition is throttled: queued on the overflow lane, applied there
     RETRY = "retry"  # transient failure: report it failed so SQS redelivers
 
 
@@ -97,6 +108,7 @@ class MessageOutcome:
     created_at: datetime | None = None
     reason: str | None = None
     writes: int = 0
+    throttled: bool = False
 
 
 @dataclass(frozen=True)
@@ -283,6 +295,7 @@ class WriteResult(StrEnum):
     WRITTEN = "written"
     STALE = "stale"
     TRANSIENT = "transient"
+    THROTTLED = "throttled"
     PERMANENT = "permanent"
 
 
@@ -293,9 +306,18 @@ class Applier:
     dead_letters: DeadLetters
     config: ApplyConfig = field(default_factory=ApplyConfig)
     clock: Callable[[], float] = time.time
+    overflow: Overflow | None = None  # set on the events queue's applier; None on the overflow lane's own
+    hot: HotDirectories = field(default_factory=HotDirectories)
 
     def apply(
         self, messages: Sequence[InboundMessage], *, remaining_seconds: Callable[[], float] = lambda: 900.0
+    ) -> dict[str, MessageOutcome]:
+        outcomes = self._move_hot(messages)
+        outcomes.update(self._apply([m for m in messages if m.message_id not in outcomes], remaining_seconds))
+        return outcomes
+
+    def _apply(
+        self, messages: Sequence[InboundMessage], remaining_seconds: Callable[[], float]
     ) -> dict[str, MessageOutcome]:
         outcomes, plans = self._plan_all(messages)
         if not plans:
@@ -307,7 +329,10 @@ class Applier:
             stored = self.store.get_versions(keys)
         except (TransientStoreError, PermanentStoreError) as error:
             for plan in plans:
-                _fail(outcomes[plan.message.message_id], Status.RETRY, f"read failed: {error}")
+                outcome = outcomes[plan.message.message_id]
+                _fail(outcome, Status.RETRY, f"read failed: {error}")
+                outcome.throttled = isinstance(error, StoreThrottledError)
+            self._move_throttled(plans, outcomes)
             return outcomes
         batch = resolve(plans, stored)
         deadline = time.monotonic() + remaining_seconds() - self.config.safety_margin_seconds
@@ -317,10 +342,93 @@ class Applier:
             written = self._write_all(batch, outcomes, pool)
             self._submit_jobs(batch, written, outcomes)
             self._run_cascades(batch, outcomes, pool, deadline)
+            self._read_back(batch, written, outcomes, pool)
             for future in progress:
                 future.result()  # best effort: a failed progress write only makes `dsync status` look behind
         self._forward_refused(plans, outcomes)
+        self._move_throttled(plans, outcomes)
         return outcomes
+
+    def _move_hot(self, messages: Sequence[InboundMessage]) -> dict[str, MessageOutcome]:
+        """Messages of directories this instance saw throttled moments ago go to the overflow lane unread."""
+        if self.overflow is None:
+            return {}
+        hot = [message for message in messages if self.hot.is_hot(lanes.directory_of_group(message.group_id))]
+        outcomes = {
+            message.message_id: MessageOutcome(
+                Status.RETRY, throttled=True, directory_id=lanes.directory_of_group(message.group_id)
+            )
+            for message in hot
+        }
+        self._move(hot, list(outcomes.values()))
+        return outcomes
+
+    def _move_throttled(self, plans: Sequence[EventPlan], outcomes: dict[str, MessageOutcome]) -> None:
+        """A throttled directory's messages that are still to retry are moved to the overflow lane instead."""
+        if self.overflow is None:
+            return
+        throttled = [
+            plan
+            for plan in plans
+            if outcomes[plan.message.message_id].throttled and outcomes[plan.message.message_id].status is Status.RETRY
+        ]
+        for plan in throttled:
+            self.hot.mark(plan.event.directory_id)
+        self._move([plan.message for plan in throttled], [outcomes[plan.message.message_id] for plan in throttled])
+
+    def _move(self, messages: Sequence[InboundMessage], waiting: Sequence[MessageOutcome]) -> None:
+        if not messages or self.overflow is None:
+            return
+        try:
+            self.overflow.move([OverflowMessage(m.body, m.group_id, m.deduplication_id) for m in messages])
+        except Exception as error:  # not moved: it stays on the events queue and is retried there
+            for outcome in waiting:
+                outcome.reason = f"throttled, and could not move to the overflow queue: {error}"
+            return
+        for outcome in waiting:
+            outcome.status, outcome.reason = Status.MOVED, "directory partition throttled"
+
+    def _read_back(
+        self, batch: BatchPlan, written: set[ItemKey], outcomes: dict[str, MessageOutcome], pool: ThreadPoolExecutor
+    ) -> None:
+        """Re-read what this batch's writes depend on; undo a membership whose user or group was deleted meanwhile,
+        and queue the purge again for a directory deleted meanwhile (see step 5 of the module docstring)."""
+        memberships = [
+            record
+            for key, record in batch.writes.items()
+            if key in written and key.sk.startswith(schema.MEMBER_PREFIX) and not record.deleted
+        ]
+        directories = {key.pk for key in written if key.sk not in (schema.DIRECTORY_SK, schema.APPLIED_SK)}
+        if not memberships and not directories:
+            return
+        needed = {ItemKey(pk, schema.DIRECTORY_SK) for pk in directories}
+        for record in memberships:
+            needed.update(records.membership_parents(record))
+        try:
+            stored = self.store.get_versions(needed)
+        except (TransientStoreError, PermanentStoreError) as error:
+            for key in written:
+                for message_id in batch.writers.get(key, []):
+                    _fail(outcomes[message_id], Status.RETRY, f"read-back failed: {error}")
+            return
+        expires_at = int(self.clock()) + self.config.tombstone_ttl_seconds
+        endings = []
+        for record in memberships:
+            deletion = max(
+                (stored[k].vkey for k in records.membership_parents(record) if k in stored and stored[k].deleted),
+                default=None,
+            )
+            if deletion is not None:
+                endings.append(records.ended_membership(record, vkey=deletion, expires_at=expires_at))
+        for ending, (result, detail) in zip(endings, pool.map(self._write, endings), strict=True):
+            if result in (WriteResult.TRANSIENT, WriteResult.THROTTLED, WriteResult.PERMANENT):
+                for message_id in batch.writers.get(ending.key, []):
+                    _fail(outcomes[message_id], Status.RETRY, f"could not end a deleted entity's membership: {detail}")
+        for pk in directories:
+            directory = stored.get(ItemKey(pk, schema.DIRECTORY_SK))
+            if directory is not None and directory.deleted:
+                waiting = [outcomes[m] for key in written if key.pk == pk for m in batch.writers.get(key, [])]
+                self._submit(JobKind.PURGE, schema.directory_id_of_pk(pk), waiting)
 
     def _progress(
         self, plans: Sequence[EventPlan], stored: Mapping[ItemKey, StoredVersion], batch: BatchPlan
@@ -432,6 +540,9 @@ class Applier:
                 outcome.status = Status.APPLIED
         elif result is WriteResult.TRANSIENT:
             _fail(outcome, Status.RETRY, detail)
+        elif result is WriteResult.THROTTLED:
+            outcome.throttled = True
+            _fail(outcome, Status.RETRY, detail)
         elif result is WriteResult.PERMANENT:
             _fail(outcome, Status.FORWARDED, detail)
 
@@ -460,6 +571,8 @@ def write_record(store: DirectoryStore, record: Record) -> tuple[WriteResult, st
     """`put_if_newer`, with the store's errors folded into a result (for parallel maps)."""
     try:
         return (WriteResult.WRITTEN if store.put_if_newer(record) else WriteResult.STALE), None
+    except StoreThrottledError as error:
+        return WriteResult.THROTTLED, str(error)
     except TransientStoreError as error:
         return WriteResult.TRANSIENT, str(error)
     except PermanentStoreError as error:
@@ -491,7 +604,7 @@ def end_memberships(
     for result, detail in pool.map(lambda record: write_record(store, record), tombstones):
         if result is WriteResult.WRITTEN:
             changed += 1
-        elif result in (WriteResult.TRANSIENT, WriteResult.PERMANENT):
+        elif result in (WriteResult.TRANSIENT, WriteResult.THROTTLED, WriteResult.PERMANENT):
             return changed, f"cascade write failed: {detail}"
     return changed, None
 
@@ -502,7 +615,14 @@ def _outcome(event: DsyncEvent, status: Status) -> MessageOutcome:
     )
 
 
-_SEVERITY = {Status.APPLIED: 0, Status.NOOP: 0, Status.IGNORED: 0, Status.FORWARDED: 1, Status.RETRY: 2}
+_SEVERITY = {
+    Status.APPLIED: 0,
+    Status.NOOP: 0,
+    Status.IGNORED: 0,
+    Status.MOVED: 0,
+    Status.FORWARDED: 1,
+    Status.RETRY: 2,
+}
 
 
 def _directory_gone(directory_id: str, stored: Mapping[ItemKey, StoredVersion], batch: BatchPlan) -> bool:

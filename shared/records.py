@@ -210,6 +210,18 @@ def membership_record(
     )
 
 
+def membership_parents(record: Record) -> tuple[ItemKey, ItemKey]:
+    """The user and group keys a membership record belongs to."""
+    directory_id, group_id, user_id = (str(record.attributes[name]) for name in ("directory_id", "group_id", "user_id"))
+    return user_key(directory_id, user_id), group_key(directory_id, group_id)
+
+
+def ended_membership(record: Record, *, vkey: int, expires_at: int) -> Record:
+    """The tombstone that ends a membership at its user's or group's deletion version."""
+    directory_id, group_id, user_id = (str(record.attributes[name]) for name in ("directory_id", "group_id", "user_id"))
+    return membership_record(directory_id, group_id, user_id, vkey=vkey, present=False, expires_at=expires_at)
+
+
 def directory_record(directory: Directory, *, vkey: int) -> Record:
     return Record(
         key=directory_key(directory.id),

@@ -74,6 +74,10 @@ def directory_pk(directory_id: str) -> str:
     return f"DIR#{directory_id}"
 
 
+def directory_id_of_pk(pk: str) -> str:
+    return pk.removeprefix("DIR#")
+
+
 def user_sk(user_id: str) -> str:
     return f"{USER_PREFIX}{user_id}"
 

@@ -28,6 +28,7 @@ class ApplySettings(_Settings):
 class PublishSettings(_Settings):
     change_bus_name: str = Field(min_length=1)
     change_event_source: str = Field(default="workos.dsync.pipeline", min_length=1)
+    table_name: str | None = None  # for `shared.change_guard`'s read; unset turns the guard off
 
 
 class ReconcileSettings(_Settings):

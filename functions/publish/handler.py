@@ -4,7 +4,8 @@ A batch comes from one shard, in order. The handler:
 
 1. derives each record's change events (`shared.changes`; most records imply none). A record that cannot be read
    fails, and every later record of the batch fails with it unpublished: Lambda resumes the shard at the first
-   failed record anyway, and nothing may overtake it;
+   failed record anyway, and nothing may overtake it. A `membership.added` whose user or group is already deleted
+   is dropped (`shared.change_guard`: one consistent read for the batch's additions);
 2. publishes all events of the batch in order, in as few PutEvents requests as possible (`ChangeBusPublisher`:
    10 entries per request, refused entries retried alone, nothing sent after an entry that stays refused);
 3. maps events that were not published back to their records, and Powertools' `BatchProcessor` reports those
@@ -27,7 +28,9 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.eventbridge import ChangeBusPublisher, PublishError
+from shared.change_guard import VersionReader, untrue_additions
 from shared.changes import ChangeEvent, MalformedStreamRecordError, changes_from_stream_record
 from shared.observability import MetricsRecorder, get_logger
 from shared.settings import PublishSettings
@@ -46,6 +49,13 @@ class RecordNotPublishedError(Exception):
 
 
 @lru_cache(maxsize=1)
+def guard_reader() -> VersionReader | None:
+    """The table, for `shared.change_guard`; None when no table is configured (the guard is then off)."""
+    settings = PublishSettings()
+    return DirectoryTable(settings.table_name) if settings.table_name else None
+
+
+@lru_cache(maxsize=1)
 def dependencies() -> ChangePublisher:
     """Built on the first invocation, so importing needs no environment and makes no AWS call."""
     settings = PublishSettings()  # fields come from the environment
@@ -56,6 +66,7 @@ def dependencies() -> ChangePublisher:
 class BatchOutcome:
     records: int = 0
     published: list[ChangeEvent] = field(default_factory=list)
+    dropped: list[ChangeEvent] = field(default_factory=list)  # untrue additions (`shared.change_guard`)
     unpublished: list[ChangeEvent] = field(default_factory=list)
     failed_records: dict[str, str] = field(default_factory=dict)  # sequence number -> reason (no personal data)
 
@@ -65,7 +76,9 @@ def sequence_number(record: Mapping[str, Any]) -> str:
     return str(stream.get("SequenceNumber") or "") if isinstance(stream, Mapping) else ""
 
 
-def publish_records(records: Sequence[Mapping[str, Any]], publisher: ChangePublisher) -> BatchOutcome:
+def publish_records(
+    records: Sequence[Mapping[str, Any]], publisher: ChangePublisher, reader: VersionReader | None = None
+) -> BatchOutcome:
     """Derive and publish the change events of a shard's batch; which records failed, and why."""
     outcome = BatchOutcome(records=len(records))
     events: list[ChangeEvent] = []
@@ -81,6 +94,16 @@ def publish_records(records: Sequence[Mapping[str, Any]], publisher: ChangePubli
             break
         events.extend(derived)
         owners.extend(sequence_number(record) for _ in derived)
+    if reader is not None and events:
+        try:
+            untrue = untrue_additions(events, reader)
+        except Exception as error:  # cannot check: publish nothing, the whole batch is retried
+            for record in records:
+                outcome.failed_records.setdefault(sequence_number(record), f"guard read failed: {type(error).__name__}")
+            return outcome
+        outcome.dropped = [event for index, event in enumerate(events) if index in untrue]
+        owners = [owner for index, owner in enumerate(owners) if index not in untrue]
+        events = [event for index, event in enumerate(events) if index not in untrue]
 
     unpublished: dict[int, str] = {}
     if events:
@@ -106,6 +129,7 @@ def record_metrics(metrics: MetricsRecorder, outcome: BatchOutcome) -> None:
     for detail_type, count in Counter(event.detail_type for event in outcome.unpublished).items():
         metrics.count("ChangeEventsFailed", count, DetailType=detail_type)
     metrics.count("StreamRecordsFailed", len(outcome.failed_records))
+    metrics.count("ChangeEventsDropped", len(outcome.dropped))
 
 
 def log_outcome(outcome: BatchOutcome, started: float) -> None:
@@ -143,7 +167,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
         records = event.get("Records") or []
         if not records:
             return {"batchItemFailures": []}
-        outcome = publish_records(records, dependencies())
+        outcome = publish_records(records, dependencies(), guard_reader())
         record_metrics(metrics, outcome)
         metrics.record("BatchDuration", (time.monotonic() - started) * 1000, "Milliseconds")
         log_outcome(outcome, started)

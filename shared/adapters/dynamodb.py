@@ -18,7 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared import schema
-from shared.apply import PermanentStoreError, TransientStoreError
+from shared.apply import PermanentStoreError, StoreThrottledError, TransientStoreError
 from shared.records import ItemKey, Record, StoredVersion
 
 if TYPE_CHECKING:
@@ -31,12 +31,18 @@ BATCH_GET_LIMIT = 100
 BATCH_WRITE_LIMIT = 25
 _CONDITION_NEWER = "attribute_not_exists(#pk) OR #vkey < :vkey"
 _PERMANENT_CODES = frozenset({"ValidationException", "ItemCollectionSizeLimitExceededException"})
+_THROTTLING_CODES = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
-def dynamodb_client() -> DynamoDBClient:
-    return boto3.client("dynamodb", config=CLIENT_CONFIG)
+def dynamodb_client(*, max_attempts: int | None = None) -> DynamoDBClient:
+    """The table's client; `max_attempts` bounds the SDK's retries (the events queue's applier gives up on a
+    throttled partition quickly and moves the directory to the overflow queue)."""
+    config = CLIENT_CONFIG
+    if max_attempts is not None:
+        config = config.merge(Config(retries={"mode": "adaptive", "max_attempts": max_attempts}))
+    return boto3.client("dynamodb", config=config)
 
 
 def to_wire(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -73,9 +79,12 @@ def _key(key: ItemKey) -> dict[str, Any]:
 
 
 def translate(error: Exception) -> Exception:
-    """Map a botocore error to the port's transient/permanent split."""
-    if isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") in _PERMANENT_CODES:
+    """Map a botocore error to the port's transient/permanent split (throttling is a transient kind of its own)."""
+    code = error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else None
+    if code in _PERMANENT_CODES:
         return PermanentStoreError(str(error))
+    if code in _THROTTLING_CODES:
+        return StoreThrottledError(str(error))
     return TransientStoreError(str(error))
 
 

@@ -11,6 +11,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.ingest import EnqueueError, QueuedEvent
+from shared.overflow import OverflowMessage
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -100,6 +101,39 @@ class SqsDeadLetterForwarder:
             MessageDeduplicationId=deduplication_id,
             MessageAttributes={FAILURE_REASON_ATTRIBUTE: {"DataType": "String", "StringValue": reason[:1024]}},
         )
+
+
+class SqsOverflow:
+    """Implements `shared.overflow.Overflow`: moves messages to the overflow FIFO queue in batches of 10."""
+
+    def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
+        self._queue_url = queue_url
+        self._client = client or sqs_client(Config(retries={"mode": "standard", "max_attempts": 5}))
+
+    def move(self, messages: Sequence[OverflowMessage]) -> None:
+        chunks: list[list[OverflowMessage]] = []
+        size = 0
+        for message in messages:  # within SendMessageBatch's 10 entries and 256 KiB
+            message_size = len(message.body.encode()) + _ATTRIBUTE_ALLOWANCE
+            if not chunks or len(chunks[-1]) >= SEND_BATCH_LIMIT or size + message_size > SEND_BATCH_BYTES:
+                chunks.append([])
+                size = 0
+            chunks[-1].append(message)
+            size += message_size
+        for chunk in chunks:
+            entries = [
+                {
+                    "Id": str(index),
+                    "MessageBody": message.body,
+                    "MessageGroupId": message.group_id,
+                    "MessageDeduplicationId": message.deduplication_id,
+                }
+                for index, message in enumerate(chunk)
+            ]
+            response = self._client.send_message_batch(QueueUrl=self._queue_url, Entries=entries)  # type: ignore[arg-type]
+            failed = response.get("Failed") or []
+            if failed:
+                raise EnqueueError(f"{len(failed)} of {len(entries)} messages refused by the overflow queue")
 
 
 class SqsWorkQueue:

@@ -26,8 +26,10 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(autouse=True)
 def fresh_dependencies() -> Iterator[None]:
     publish.dependencies.cache_clear()
+    publish.guard_reader.cache_clear()
     yield
     publish.dependencies.cache_clear()
+    publish.guard_reader.cache_clear()
 
 
 @pytest.fixture
@@ -112,10 +114,11 @@ def test_table_writes_flow_through_the_stream_to_the_bus(aws: LocalResources, ta
 
     bodies = delivered(tap)
     by_type = {body["detail-type"]: body["detail"] for body in bodies}
+    # The user is deleted by the time the stream is read: its membership's addition is not published any more
+    # (shared.change_guard), while the removal and the deprovisioning are.
     assert sorted(by_type) == [
         "directory.activated",
         "group.created",
-        "membership.added",
         "membership.removed",
         "user.deprovisioned",
         "user.provisioned",

@@ -237,6 +237,7 @@ class FakePublisher:
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakePublisher:
     publisher = FakePublisher()
     monkeypatch.setattr(publish, "dependencies", lambda: publisher)
+    monkeypatch.setattr(publish, "guard_reader", lambda: None)
     return publisher
 
 
