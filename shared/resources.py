@@ -105,14 +105,14 @@ OVERFLOW_QUEUE = QueueSpec(
     retention_seconds=FOURTEEN_DAYS,
     visibility_timeout_seconds=6 * APPLY_FUNCTION.timeout_seconds,
 )
-OVERFLOW_DEAD_LETTER_QUEUE = QueueSpec(fifo=True, retention_seconds=FOURTEEN_DAYS, visibility_timeout_seconds=30)
 # Mapping concurrency (ScalingConfig.MaximumConcurrency). Events: enough for every lane of several large
 # directories at once plus the small ones; overflow: enough to keep a throttled partition at its ceiling.
 APPLY_MAX_CONCURRENCY = 100
 OVERFLOW_MAX_CONCURRENCY = 20
-# SDK attempts per DynamoDB request of the events queue's applier: a throttled directory is moved on, not waited
-# for. The overflow applier keeps botocore's adaptive mode and its 10 attempts.
-EVENT_LANE_DYNAMODB_ATTEMPTS = 2
+# SDK attempts per DynamoDB request of the events queue's applier: a throttled directory is moved on at once, not
+# waited for (botocore's standard mode would sleep up to a second first). The overflow applier retries 10 times in
+# botocore's adaptive mode, which also paces its requests to what the partition takes.
+EVENT_LANE_DYNAMODB_ATTEMPTS = 1
 OVERFLOW_LANE_DYNAMODB_ATTEMPTS = 10
 # Reconcile functions at once: 20 directories at WorkOS's 4 rps each are 80% of the key's 6,000 per minute.
 RECONCILE_MAX_CONCURRENCY = 20
@@ -137,6 +137,7 @@ class LocalNames:
     table: str = "dsync-directory"
     event_queue: str = "dsync-events.fifo"
     event_dead_letter_queue: str = "dsync-events-dlq.fifo"
+    overflow_queue: str = "dsync-overflow.fifo"
     work_queue: str = "dsync-work"
     work_dead_letter_queue: str = "dsync-work-dlq"
     change_bus: str = "dsync-changes"
@@ -169,6 +170,7 @@ class Env:
     TAIL_IDLE_POLL_SECONDS = "TAIL_IDLE_POLL_SECONDS"
     TAIL_RUN_SECONDS = "TAIL_RUN_SECONDS"
     DIRECTORY_UNHEALTHY_MINUTES = "DIRECTORY_UNHEALTHY_MINUTES"
+    OVERFLOW_QUEUE_URL = "OVERFLOW_QUEUE_URL"
 
 
 class Outputs:

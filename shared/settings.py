@@ -23,6 +23,8 @@ class ApplySettings(_Settings):
     # resurrect what was deleted.
     tombstone_ttl_days: int = Field(default=30, ge=18, le=3650)
     apply_parallelism: int = Field(default=10, ge=1, le=50)
+    # Set: batches of a throttled directory move there (`shared.overflow`); the stack always sets it.
+    overflow_queue_url: str | None = None
 
 
 class PublishSettings(_Settings):

@@ -18,6 +18,7 @@ from shared.resources import (
     EVENT_QUEUE,
     LOCAL_NAMES,
     MAX_RECEIVE_COUNT,
+    OVERFLOW_QUEUE,
     WORK_DEAD_LETTER_QUEUE,
     WORK_QUEUE,
     Env,
@@ -37,6 +38,7 @@ class LocalResources:
     table_stream_arn: str
     event_queue_url: str
     event_dead_letter_queue_url: str
+    overflow_queue_url: str
     work_queue_url: str
     work_dead_letter_queue_url: str
     change_bus_name: str
@@ -49,6 +51,7 @@ class LocalResources:
             Env.TABLE_NAME: self.table_name,
             Env.EVENT_QUEUE_URL: self.event_queue_url,
             Env.DEAD_LETTER_QUEUE_URL: self.event_dead_letter_queue_url,
+            Env.OVERFLOW_QUEUE_URL: self.overflow_queue_url,
             Env.WORK_QUEUE_URL: self.work_queue_url,
             Env.CHANGE_BUS_NAME: self.change_bus_name,
             Env.WEBHOOK_SECRET_ID: self.webhook_secret_arn,
@@ -79,6 +82,7 @@ def provision(
 
     event_dlq_url, event_dlq_arn = _queue(sqs, names.event_dead_letter_queue, EVENT_DEAD_LETTER_QUEUE, None)
     event_queue_url, _ = _queue(sqs, names.event_queue, EVENT_QUEUE, event_dlq_arn)
+    overflow_queue_url, _ = _queue(sqs, names.overflow_queue, OVERFLOW_QUEUE, event_dlq_arn)
     work_dlq_url, work_dlq_arn = _queue(sqs, names.work_dead_letter_queue, WORK_DEAD_LETTER_QUEUE, None)
     work_queue_url, _ = _queue(sqs, names.work_queue, WORK_QUEUE, work_dlq_arn)
 
@@ -92,6 +96,7 @@ def provision(
         table_stream_arn=stream_arn,
         event_queue_url=event_queue_url,
         event_dead_letter_queue_url=event_dlq_url,
+        overflow_queue_url=overflow_queue_url,
         work_queue_url=work_queue_url,
         work_dead_letter_queue_url=work_dlq_url,
         change_bus_name=names.change_bus,

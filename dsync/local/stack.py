@@ -129,6 +129,17 @@ class LocalStack:
                 retry_visibility_seconds=LOCAL_RETRY_SECONDS,
                 workers=self.options.apply_workers,
             ),
+            SqsPoller(  # the same function on its second queue, as the stack's second mapping
+                name="overflow",
+                sqs=sqs,
+                queue_url=self.resources.overflow_queue_url,
+                region=REGION,
+                handler=handlers["apply"],
+                function=APPLY_FUNCTION,
+                batch_size=EVENT_BATCH_SIZE,
+                retry_visibility_seconds=LOCAL_RETRY_SECONDS,
+                workers=1,
+            ),
             SqsPoller(
                 name="work",
                 sqs=sqs,
@@ -182,7 +193,7 @@ class LocalStack:
         assert self.resources is not None, "start() first"
         sqs = boto3.client("sqs", region_name=REGION, endpoint_url=self.aws_endpoint)
         total = 0
-        for url in (self.resources.event_queue_url, self.resources.work_queue_url):
+        for url in (self.resources.event_queue_url, self.resources.overflow_queue_url, self.resources.work_queue_url):
             attributes = sqs.get_queue_attributes(
                 QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
             )["Attributes"]

@@ -2,7 +2,11 @@
 
 The batch is applied as a whole by `shared.apply.Applier` (one read, parallel writes); then Powertools'
 `SqsFifoPartialProcessor(skip_group_on_error=True)` reports per message: a message to retry fails, and so do the
-later messages of its directory (FIFO semantics), while other directories carry on.
+later messages of its group (FIFO semantics), while other groups carry on.
+
+One function serves two queues, with the same write rules: the events queue (its applier gives up on a throttled
+partition after `EVENT_LANE_DYNAMODB_ATTEMPTS` and moves the directory's messages on) and the overflow queue (its
+applier writes at the partition's pace, with the SDK's adaptive retries). The record's source queue decides.
 """
 
 from __future__ import annotations
@@ -17,11 +21,12 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.adapters.dynamodb import DirectoryTable
-from shared.adapters.sqs import SqsDeadLetterForwarder, SqsWorkQueue
+from shared.adapters.dynamodb import DirectoryTable, dynamodb_client
+from shared.adapters.sqs import SqsDeadLetterForwarder, SqsOverflow, SqsWorkQueue
 from shared.apply import Applier, ApplyConfig, InboundMessage, MessageOutcome, Status
 from shared.events import micros
 from shared.observability import MetricsRecorder, get_logger
+from shared.resources import EVENT_LANE_DYNAMODB_ATTEMPTS, OVERFLOW_LANE_DYNAMODB_ATTEMPTS
 from shared.settings import ApplySettings
 
 logger = get_logger("dsync-apply")
@@ -32,17 +37,44 @@ class RetryLaterError(Exception):
 
 
 @lru_cache(maxsize=1)
+def settings() -> ApplySettings:
+    return ApplySettings()  # fields come from the environment
+
+
+@lru_cache(maxsize=1)
 def dependencies() -> Applier:
-    """Built on the first invocation, so importing needs no environment and makes no AWS call."""
-    settings = ApplySettings()  # fields come from the environment
+    """The events queue's applier. Built on the first invocation, so importing needs no environment and makes no
+    AWS call."""
+    return _applier(overflow=True)
+
+
+@lru_cache(maxsize=1)
+def overflow_dependencies() -> Applier:
+    """The overflow queue's applier: patient with a throttled partition, and with nowhere further to move to."""
+    return _applier(overflow=False)
+
+
+def _applier(*, overflow: bool) -> Applier:
+    config = settings()
+    attempts = EVENT_LANE_DYNAMODB_ATTEMPTS if overflow else OVERFLOW_LANE_DYNAMODB_ATTEMPTS
     return Applier(
-        store=DirectoryTable(settings.table_name),
-        work_queue=SqsWorkQueue(settings.work_queue_url),
-        dead_letters=SqsDeadLetterForwarder(settings.dead_letter_queue_url),
+        store=DirectoryTable(config.table_name, client=dynamodb_client(max_attempts=attempts, adaptive=not overflow)),
+        work_queue=SqsWorkQueue(config.work_queue_url),
+        dead_letters=SqsDeadLetterForwarder(config.dead_letter_queue_url),
         config=ApplyConfig(
-            tombstone_ttl_seconds=settings.tombstone_ttl_days * 86_400, parallelism=settings.apply_parallelism
+            tombstone_ttl_seconds=config.tombstone_ttl_days * 86_400, parallelism=config.apply_parallelism
         ),
+        overflow=SqsOverflow(config.overflow_queue_url) if overflow and config.overflow_queue_url else None,
     )
+
+
+def from_overflow_queue(event: dict[str, Any]) -> bool:
+    """Whether the batch comes from the overflow queue (its ARN ends with the queue's name, as its URL does)."""
+    url = settings().overflow_queue_url
+    records = event.get("Records") or []
+    if not url or not records:
+        return False
+    return str(records[0].get("eventSourceARN", "")).endswith(":" + url.rstrip("/").rsplit("/", 1)[-1])
 
 
 def messages_from_event(event: dict[str, Any]) -> list[InboundMessage]:
@@ -73,6 +105,8 @@ def record_metrics(metrics: MetricsRecorder, outcomes: dict[str, MessageOutcome]
             metrics.count("EventsNoop")
         elif outcome.status is Status.IGNORED:
             metrics.count("EventsIgnored", EventType=event_type)
+        elif outcome.status is Status.MOVED:
+            metrics.count("EventsMovedToOverflow")
         elif outcome.status is Status.FORWARDED:
             metrics.count("EventsDeadLettered", EventType=event_type)
             metrics.count("EventsDeadLettered")
@@ -110,7 +144,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     if not event.get("Records"):
         return {"batchItemFailures": []}
     try:
-        outcomes = dependencies().apply(
+        applier = overflow_dependencies() if from_overflow_queue(event) else dependencies()
+        outcomes = applier.apply(
             messages_from_event(event), remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000
         )
         record_metrics(metrics, outcomes, time.time_ns() // 1000)

@@ -36,12 +36,15 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
-def dynamodb_client(*, max_attempts: int | None = None) -> DynamoDBClient:
-    """The table's client; `max_attempts` bounds the SDK's retries (the events queue's applier gives up on a
-    throttled partition quickly and moves the directory to the overflow queue)."""
+def dynamodb_client(*, max_attempts: int | None = None, adaptive: bool = False) -> DynamoDBClient:
+    """The table's client. `max_attempts` bounds the SDK's retries: the events queue's applier gives up on a
+    throttled partition quickly and moves the directory to the overflow queue. `adaptive` adds botocore's client-side
+    rate limiting, which slows every request of the client after a throttle: right for the overflow lane, which only
+    carries throttled directories, wrong for the events lane, whose other directories must not wait."""
     config = CLIENT_CONFIG
     if max_attempts is not None:
-        config = config.merge(Config(retries={"mode": "adaptive", "max_attempts": max_attempts}))
+        mode = "adaptive" if adaptive else "standard"
+        config = config.merge(Config(retries={"mode": mode, "max_attempts": max_attempts}))
     return boto3.client("dynamodb", config=config)
 
 

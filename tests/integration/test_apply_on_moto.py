@@ -30,9 +30,13 @@ OTHER = "directory_01OTHER000000000000000000"
 @pytest.fixture(autouse=True)
 def fresh_dependencies() -> Iterator[None]:
     apply.dependencies.cache_clear()
+    apply.overflow_dependencies.cache_clear()
+    apply.settings.cache_clear()
     ingest.dependencies.cache_clear()
     yield
     apply.dependencies.cache_clear()
+    apply.overflow_dependencies.cache_clear()
+    apply.settings.cache_clear()
     ingest.dependencies.cache_clear()
 
 
