@@ -17,6 +17,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.bundling import PROJECT_ROOT, function_code
@@ -36,12 +37,16 @@ from infra.grants import QueueOnFailure, allow_cloudwatch_alarms, grant_send, gr
 from infra.nag import acknowledge_findings
 from shared.resources import (
     APPLY_FUNCTION,
+    APPLY_MAX_CONCURRENCY,
     EVENT_BATCH_SIZE,
     EVENT_DEAD_LETTER_QUEUE,
     EVENT_QUEUE,
     FOURTEEN_DAYS,
     INGEST_FUNCTION,
+    MAX_RECEIVE_COUNT,
     MAX_WEBHOOK_BODY_BYTES,
+    OVERFLOW_MAX_CONCURRENCY,
+    OVERFLOW_QUEUE,
     PUBLISH_FUNCTION,
     RECONCILE_FUNCTION,
     RECONCILE_MAX_CONCURRENCY,
@@ -68,6 +73,7 @@ APPLY_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Pu
 # The tail reads and compare-and-sets its cursor and lease; Query lists the store's directories for a full reconcile.
 TAIL_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query")
 TAIL_SCHEDULE = Duration.minutes(1)
+PUBLISH_TABLE_ACTIONS = ("dynamodb:BatchGetItem",)
 RECONCILE_TABLE_ACTIONS = (
     "dynamodb:GetItem",
     "dynamodb:BatchGetItem",
@@ -112,6 +118,18 @@ class DirectorySyncStack(Stack):
             key=self.key,
             high_throughput_fifo=True,
         )
+        # Batches of a directory whose partition is throttled move here (shared.overflow); its dead letters join the
+        # events queue's, so one alarm and one `dsync redrive` cover both.
+        self.overflow_queue = encrypted_queue(
+            self,
+            "OverflowQueue",
+            spec=OVERFLOW_QUEUE,
+            key=self.key,
+            dead_letter_queue=sqs.DeadLetterQueue(
+                max_receive_count=MAX_RECEIVE_COUNT, queue=self.events.dead_letter_queue
+            ),
+            high_throughput_fifo=True,
+        )
         self.work = DeadLetteredQueue(
             self, "Work", spec=WORK_QUEUE, dead_letter_spec=WORK_DEAD_LETTER_QUEUE, key=self.key
         )
@@ -143,16 +161,25 @@ class DirectorySyncStack(Stack):
                 Env.DEAD_LETTER_QUEUE_URL: self.events.dead_letter_queue.queue_url,
                 Env.WORK_QUEUE_URL: self.work.queue.queue_url,
                 Env.TOMBSTONE_TTL_DAYS: str(config.tombstone_ttl_days),
+                Env.OVERFLOW_QUEUE_URL: self.overflow_queue.queue_url,
             },
         )
-        self.apply.function.add_event_source(
-            event_sources.SqsEventSource(
-                self.events.queue, batch_size=EVENT_BATCH_SIZE, report_batch_item_failures=True
+        for queue, concurrency in (
+            (self.events.queue, APPLY_MAX_CONCURRENCY),
+            (self.overflow_queue, OVERFLOW_MAX_CONCURRENCY),
+        ):
+            self.apply.function.add_event_source(
+                event_sources.SqsEventSource(
+                    queue,
+                    batch_size=EVENT_BATCH_SIZE,
+                    report_batch_item_failures=True,
+                    max_concurrency=concurrency,
+                )
             )
-        )
         grant_table_actions(table, self.directory.index_arns, self.key, self.apply.role, APPLY_TABLE_ACTIONS)
         grant_send(self.events.dead_letter_queue, self.apply.role)  # permanent failures are forwarded there
         grant_send(self.work.queue, self.apply.role)
+        grant_send(self.overflow_queue, self.apply.role)
 
         self.reconcile = self._function(
             "Reconcile",
@@ -186,8 +213,12 @@ class DirectorySyncStack(Stack):
         self.tail = self._tail(table) if config.tail_enabled else None
 
         self.publish = self._function(
-            "Publish", PUBLISH_FUNCTION, {Env.CHANGE_BUS_NAME: self.change_bus.bus.event_bus_name}
+            "Publish",
+            PUBLISH_FUNCTION,
+            {Env.CHANGE_BUS_NAME: self.change_bus.bus.event_bus_name, Env.TABLE_NAME: table.table_name},
         )
+        # The guard reads a membership's user and group before publishing its addition (shared.change_guard).
+        grant_table_actions(table, self.directory.index_arns, self.key, self.publish.role, PUBLISH_TABLE_ACTIONS)
         self.publish.function.add_event_source(
             event_sources.DynamoEventSource(
                 table,

@@ -24,9 +24,15 @@ pytestmark = pytest.mark.infra
 
 EXPECTED_ENVIRONMENT = {
     "ingest": {Env.EVENT_QUEUE_URL, Env.WEBHOOK_SECRET_ID, Env.SIGNATURE_TOLERANCE_SECONDS, Env.MAX_BODY_BYTES},
-    "apply": {Env.TABLE_NAME, Env.DEAD_LETTER_QUEUE_URL, Env.WORK_QUEUE_URL, Env.TOMBSTONE_TTL_DAYS},
+    "apply": {
+        Env.TABLE_NAME,
+        Env.DEAD_LETTER_QUEUE_URL,
+        Env.WORK_QUEUE_URL,
+        Env.TOMBSTONE_TTL_DAYS,
+        Env.OVERFLOW_QUEUE_URL,
+    },
     "reconcile": {Env.TABLE_NAME, Env.WORK_QUEUE_URL, Env.WORKOS_API_KEY_SECRET_ID, Env.DIRECTORY_UNHEALTHY_MINUTES},
-    "publish": {Env.CHANGE_BUS_NAME},
+    "publish": {Env.CHANGE_BUS_NAME, Env.TABLE_NAME},  # the table for shared.change_guard's read
     "tail": {
         Env.TABLE_NAME,
         Env.EVENT_QUEUE_URL,
@@ -78,6 +84,7 @@ def test_environment_values(stack: DirectorySyncStack, template: Template) -> No
     assert apply[Env.TABLE_NAME] == ref(stack.directory.table)
     assert apply[Env.DEAD_LETTER_QUEUE_URL] == ref(stack.events.dead_letter_queue)
     assert apply[Env.WORK_QUEUE_URL] == ref(stack.work.queue)
+    assert apply[Env.OVERFLOW_QUEUE_URL] == ref(stack.overflow_queue)
     assert apply[Env.TOMBSTONE_TTL_DAYS] == "30"
     reconcile = props(template, stack.reconcile.function)["Environment"]["Variables"]
     assert reconcile[Env.WORKOS_API_KEY_SECRET_ID] == ref(stack.secrets.workos_api_key)

@@ -47,7 +47,13 @@ EXPECTED_ACTIONS = {
     | {"dynamodb:Query"}
     | TABLE_KMS
     | SECRET_READ,
-    "publish": LOGS | SQS_SEND | SQS_KMS | STREAM_READ | {"dynamodb:ListStreams"} | TABLE_KMS | {"events:PutEvents"},
+    "publish": LOGS
+    | SQS_SEND
+    | SQS_KMS
+    | STREAM_READ
+    | {"dynamodb:ListStreams", "dynamodb:BatchGetItem"}  # the change guard's read
+    | TABLE_KMS
+    | {"events:PutEvents"},
 }
 
 
@@ -120,12 +126,16 @@ def test_each_function_writes_only_its_own_log_group(stack: DirectorySyncStack, 
 def test_queue_grants_name_exact_queues(stack: DirectorySyncStack, template: Template) -> None:
     expected_send = {
         "ingest": arns(get_att_arn(stack.events.queue)),
-        "apply": arns(get_att_arn(stack.events.dead_letter_queue), get_att_arn(stack.work.queue)),
+        "apply": arns(
+            get_att_arn(stack.events.dead_letter_queue),
+            get_att_arn(stack.work.queue),
+            get_att_arn(stack.overflow_queue),
+        ),
         "reconcile": arns(get_att_arn(stack.work.queue)),
         "publish": arns(get_att_arn(stack.publish_dead_letter_queue)),
     }
     expected_consume = {
-        "apply": arns(get_att_arn(stack.events.queue)),
+        "apply": arns(get_att_arn(stack.events.queue), get_att_arn(stack.overflow_queue)),
         "reconcile": arns(get_att_arn(stack.work.queue)),
     }
     for fn in functions(stack):

@@ -8,11 +8,14 @@ from aws_cdk.assertions import Match, Template
 from infra.stack import DirectorySyncStack
 from shared.resources import (
     APPLY_FUNCTION,
+    APPLY_MAX_CONCURRENCY,
     EVENT_BATCH_SIZE,
     EVENT_DEAD_LETTER_QUEUE,
     EVENT_QUEUE,
     MAX_RECEIVE_COUNT,
+    OVERFLOW_MAX_CONCURRENCY,
     RECONCILE_FUNCTION,
+    RECONCILE_MAX_CONCURRENCY,
     WORK_DEAD_LETTER_QUEUE,
     WORK_QUEUE,
 )
@@ -70,7 +73,7 @@ def test_work_queue_is_standard_with_a_dead_letter_queue(stack: DirectorySyncSta
 
 def test_every_queue_is_encrypted_with_the_pipeline_key(stack: DirectorySyncStack, template: Template) -> None:
     queues = resources(template, "AWS::SQS::Queue")
-    assert len(queues) == 5  # event + DLQ, work + DLQ, publish DLQ
+    assert len(queues) == 6  # event + DLQ, overflow, work + DLQ, publish DLQ
     for queue in queues.values():
         assert queue["Properties"]["KmsMasterKeyId"] == get_att_arn(stack.key)
         assert "SqsManagedSseEnabled" not in queue["Properties"]
@@ -102,9 +105,31 @@ def test_apply_drains_the_event_queue_with_partial_batch_failures(
             "BatchSize": EVENT_BATCH_SIZE,
             "FunctionResponseTypes": ["ReportBatchItemFailures"],
             "MaximumBatchingWindowInSeconds": Match.absent(),  # not supported for FIFO
+            "ScalingConfig": {"MaximumConcurrency": APPLY_MAX_CONCURRENCY},
         },
     )
     assert EVENT_BATCH_SIZE == 10
+
+
+def test_apply_also_drains_the_overflow_queue_which_dead_letters_into_the_events_dlq(
+    stack: DirectorySyncStack, template: Template
+) -> None:
+    template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "EventSourceArn": get_att_arn(stack.overflow_queue),
+            "FunctionName": ref(stack.apply.function),
+            "BatchSize": EVENT_BATCH_SIZE,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "ScalingConfig": {"MaximumConcurrency": OVERFLOW_MAX_CONCURRENCY},
+        },
+    )
+    overflow = props(template, stack.overflow_queue)
+    assert overflow["FifoQueue"] is True
+    assert overflow["DeduplicationScope"] == "messageGroup"  # the same group ids as the events queue
+    assert overflow["FifoThroughputLimit"] == "perMessageGroupId"
+    assert overflow["RedrivePolicy"]["deadLetterTargetArn"] == get_att_arn(stack.events.dead_letter_queue)
+    assert overflow["VisibilityTimeout"] >= 6 * APPLY_FUNCTION.timeout_seconds
 
 
 def test_reconcile_drains_the_work_queue_one_job_at_a_time(stack: DirectorySyncStack, template: Template) -> None:
@@ -115,7 +140,7 @@ def test_reconcile_drains_the_work_queue_one_job_at_a_time(stack: DirectorySyncS
             "FunctionName": ref(stack.reconcile.function),
             "BatchSize": 1,
             "FunctionResponseTypes": ["ReportBatchItemFailures"],
-            "ScalingConfig": {"MaximumConcurrency": 5},
+            "ScalingConfig": {"MaximumConcurrency": RECONCILE_MAX_CONCURRENCY},
         },
     )
 
@@ -141,5 +166,5 @@ def test_publish_reads_the_table_stream_with_bisect_and_an_on_failure_queue(
     assert publish_dlq["KmsMasterKeyId"] == get_att_arn(stack.key)
 
 
-def test_exactly_three_event_source_mappings(template: Template) -> None:
-    template.resource_count_is("AWS::Lambda::EventSourceMapping", 3)
+def test_exactly_four_event_source_mappings(template: Template) -> None:
+    template.resource_count_is("AWS::Lambda::EventSourceMapping", 4)  # events, overflow, work, stream
