@@ -43,8 +43,8 @@ def dynamodb_client(*, max_attempts: int | None = None, adaptive: bool = False) 
     carries throttled directories, wrong for the events lane, whose other directories must not wait."""
     config = CLIENT_CONFIG
     if max_attempts is not None:
-        mode = "adaptive" if adaptive else "standard"
-        config = config.merge(Config(retries={"mode": mode, "max_attempts": max_attempts}))
+        retries: Any = {"mode": "adaptive" if adaptive else "standard", "max_attempts": max_attempts}
+        config = config.merge(Config(retries=retries))
     return boto3.client("dynamodb", config=config)
 
 
