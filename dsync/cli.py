@@ -85,7 +85,7 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     _print_json(report.as_dict())
     print(
         f"moved {report.moved} message(s) from the dead-letter queue back to the event queue, "
-        f"in order within each of {len(report.by_directory)} directory group(s)",
+        f"in order within each of their groups, across {len(report.by_directory)} directory(ies)",
         file=sys.stderr,
     )
     return 0

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dsync.targets import Target
+from shared import lanes
 from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.sqs import FAILURE_REASON_ATTRIBUTE
 from shared.events import KNOWN_EVENT_TYPES
@@ -44,11 +45,19 @@ def queue_status(target: Target) -> dict[str, int]:
     dead = sqs.get_queue_attributes(
         QueueUrl=target.dead_letter_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]
-    return {
+    status = {
         "queued": int(main["ApproximateNumberOfMessages"]),
         "in_flight": int(main["ApproximateNumberOfMessagesNotVisible"]),
         "dead_letters": int(dead["ApproximateNumberOfMessages"]),
     }
+    if target.overflow_queue_url:  # throttled directories' events, waiting for their partition (shared.overflow)
+        overflow = sqs.get_queue_attributes(
+            QueueUrl=target.overflow_queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        status["overflow_queued"] = int(overflow["ApproximateNumberOfMessages"])
+        status["overflow_in_flight"] = int(overflow["ApproximateNumberOfMessagesNotVisible"])
+    return status
 
 
 def export(target: Target, directory_id: str) -> dict[str, Any]:
@@ -67,7 +76,7 @@ class RedriveReport:
 
 
 def redrive(target: Target, *, limit: int | None = None, show_progress: bool | None = None) -> RedriveReport:
-    """Move dead letters back to the event queue, keeping each directory's messages in their order.
+    """Move dead letters back to the event queue, keeping each group's (a directory's lane's) messages in order.
 
     Messages are received from the FIFO DLQ (which hands out a group's messages in order and holds the group while
     they are in flight), re-sent to the event queue in the same group, and only then deleted from the DLQ. The
@@ -138,7 +147,7 @@ def _move(
                 MessageAttributes=carried,
             )
             sqs.delete_message(QueueUrl=target.dead_letter_queue_url, ReceiptHandle=message["ReceiptHandle"])
-            moved[group] += 1
+            moved[lanes.directory_of_group(group)] += 1
             advance(1)
             reason = message.get("MessageAttributes", {}).get(FAILURE_REASON_ATTRIBUTE, {}).get("StringValue")
             reasons[(reason or "max receives exceeded").split(":")[0]] += 1

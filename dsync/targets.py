@@ -33,6 +33,7 @@ class Target:
     event_queue_url: str
     dead_letter_queue_url: str
     work_queue_url: str
+    overflow_queue_url: str | None = None  # None for a stack deployed before the overflow lane
     webhook_secret_id: str | None = None
     workos_api_key_secret_id: str | None = None
 
@@ -67,7 +68,12 @@ def _local(endpoint: str, region: str) -> Target:
     try:
         urls = {
             name: sqs.get_queue_url(QueueName=name)["QueueUrl"]
-            for name in (LOCAL_NAMES.event_queue, LOCAL_NAMES.event_dead_letter_queue, LOCAL_NAMES.work_queue)
+            for name in (
+                LOCAL_NAMES.event_queue,
+                LOCAL_NAMES.event_dead_letter_queue,
+                LOCAL_NAMES.work_queue,
+                LOCAL_NAMES.overflow_queue,
+            )
         }
     except (ClientError, BotoCoreError) as error:
         raise TargetError(
@@ -81,6 +87,7 @@ def _local(endpoint: str, region: str) -> Target:
         event_queue_url=urls[LOCAL_NAMES.event_queue],
         dead_letter_queue_url=urls[LOCAL_NAMES.event_dead_letter_queue],
         work_queue_url=urls[LOCAL_NAMES.work_queue],
+        overflow_queue_url=urls[LOCAL_NAMES.overflow_queue],
         webhook_secret_id=LOCAL_NAMES.webhook_secret,
         workos_api_key_secret_id=LOCAL_NAMES.workos_api_key_secret,
     )
@@ -106,6 +113,7 @@ def _deployed(stack: str, region: str) -> Target:
             event_queue_url=outputs[Outputs.EVENT_QUEUE_URL],
             dead_letter_queue_url=outputs[Outputs.DEAD_LETTER_QUEUE_URL],
             work_queue_url=outputs[Outputs.WORK_QUEUE_URL],
+            overflow_queue_url=outputs.get(Outputs.OVERFLOW_QUEUE_URL),
             webhook_secret_id=outputs.get(Outputs.WEBHOOK_SECRET_ARN),
             workos_api_key_secret_id=outputs.get(Outputs.WORKOS_API_KEY_SECRET_ARN),
         )

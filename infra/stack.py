@@ -368,6 +368,7 @@ class DirectorySyncStack(Stack):
             Outputs.EVENT_QUEUE_URL: (self.events.queue.queue_url, "Verified webhook events (FIFO)"),
             Outputs.DEAD_LETTER_QUEUE_URL: (self.events.dead_letter_queue.queue_url, "Events that failed to apply"),
             Outputs.WORK_QUEUE_URL: (self.work.queue.queue_url, "Reconcile and purge jobs"),
+            Outputs.OVERFLOW_QUEUE_URL: (self.overflow_queue.queue_url, "Events of throttled directories (FIFO)"),
             Outputs.CHANGE_BUS_NAME: (self.change_bus.bus.event_bus_name, "Normalised change events"),
             Outputs.WEBHOOK_SECRET_ARN: (self.secrets.webhook_secret.secret_arn, "Webhook signing secret(s)"),
             Outputs.WORKOS_API_KEY_SECRET_ARN: (self.secrets.workos_api_key.secret_arn, "WorkOS API key"),

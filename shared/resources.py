@@ -181,6 +181,7 @@ class Outputs:
     EVENT_QUEUE_URL = "EventQueueUrl"
     DEAD_LETTER_QUEUE_URL = "DeadLetterQueueUrl"
     WORK_QUEUE_URL = "WorkQueueUrl"
+    OVERFLOW_QUEUE_URL = "OverflowQueueUrl"
     CHANGE_BUS_NAME = "ChangeBusName"
     WEBHOOK_SECRET_ARN = "WebhookSecretArn"
     WORKOS_API_KEY_SECRET_ARN = "WorkosApiKeySecretArn"

@@ -87,7 +87,10 @@ class RunningStack:
 
     def wait_drained(self, timeout: float = 90.0) -> None:
         sqs = self.client("sqs")
-        urls = [sqs.get_queue_url(QueueName=name)["QueueUrl"] for name in ("dsync-events.fifo", "dsync-work")]
+        urls = [
+            sqs.get_queue_url(QueueName=name)["QueueUrl"]
+            for name in ("dsync-events.fifo", "dsync-overflow.fifo", "dsync-work")
+        ]
 
         def idle() -> bool:
             for url in urls:

@@ -138,12 +138,22 @@ def test_a_poison_message_is_parked_while_other_directories_flow(
 
 
 def queues(status: dict[str, Any]) -> dict[str, int]:
-    return {name: status[name] for name in ("queued", "in_flight", "dead_letters")}
+    return {
+        name: status[name] for name in ("queued", "in_flight", "dead_letters", "overflow_queued", "overflow_in_flight")
+    }
 
 
 def test_status_reports_queues_the_tail_and_every_directory(local_stack: RunningStack) -> None:
     status = local_stack.status()
-    assert set(status) == {"queued", "in_flight", "dead_letters", "tail", "directories"}
+    assert set(status) == {
+        "queued",
+        "in_flight",
+        "dead_letters",
+        "overflow_queued",
+        "overflow_in_flight",
+        "tail",
+        "directories",
+    }
     assert all(isinstance(value, int) for value in queues(status).values())
     assert status["tail"] is None or status["tail"]["poll_age_seconds"] < 60  # the tail runs with the stack
     for directory in status["directories"]:

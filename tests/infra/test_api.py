@@ -104,6 +104,7 @@ def test_stack_outputs_use_the_shared_keys(stack: DirectorySyncStack, template: 
     expected = {
         Outputs.TABLE_NAME: ref(stack.directory.table),
         Outputs.EVENT_QUEUE_URL: ref(stack.events.queue),
+        Outputs.OVERFLOW_QUEUE_URL: ref(stack.overflow_queue),
         Outputs.DEAD_LETTER_QUEUE_URL: ref(stack.events.dead_letter_queue),
         Outputs.WORK_QUEUE_URL: ref(stack.work.queue),
         Outputs.CHANGE_BUS_NAME: ref(stack.change_bus.bus),
