@@ -14,7 +14,7 @@ from dsync.local.provision import LocalResources
 from functions.apply import handler as apply
 from functions.ingest import handler as ingest
 from shared import lanes
-from shared.adapters.dynamodb import DirectoryTable
+from shared.adapters.dynamodb import DirectoryTable, dynamodb_client
 from shared.apply import Applier, TransientStoreError
 from shared.reader import DirectoryReader
 from shared.records import Record
@@ -57,20 +57,61 @@ def receive(resources: LocalResources, queue_url: str | None = None) -> list[dic
     return [dict(message) for message in response.get("Messages", [])]
 
 
-def run_apply(resources: LocalResources, messages: list[dict[str, Any]], *, delete: bool = True) -> dict[str, Any]:
+def run_apply(
+    resources: LocalResources, messages: list[dict[str, Any]], *, delete: bool = True, queue_url: str | None = None
+) -> dict[str, Any]:
     """Invoke the handler as the event source mapping does, deleting the messages it did not report failed."""
     sqs = boto3.client("sqs")
-    queue_arn = sqs.get_queue_attributes(QueueUrl=resources.event_queue_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
+    url = queue_url or resources.event_queue_url
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     response: dict[str, Any] = dict(
         apply.handler(sqs_event(messages, queue_arn=queue_arn, region="us-east-1"), lambda_context())
     )
     failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
     for message in messages:
         if delete and message["MessageId"] not in failed:
-            sqs.delete_message(QueueUrl=resources.event_queue_url, ReceiptHandle=message["ReceiptHandle"])
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
     return response
+
+
+def throttling_client(directory_id: str, throttled: dict[str, bool], **options: Any) -> Any:
+    """The table's real client, answering ProvisionedThroughputExceeded to writes into `directory_id` while
+    `throttled["on"]`: a directory's partition over its 1,000 WCU/s."""
+    from botocore.awsrequest import AWSResponse
+
+    client = dynamodb_client(**options)
+
+    def throttle(params: dict[str, Any], **_: Any) -> Any:
+        item = json.loads(params["body"]).get("Item", {})  # the serialized request
+        if throttled["on"] and item.get("pk", {}).get("S") == f"DIR#{directory_id}":
+            error = {"Code": "ProvisionedThroughputExceededException", "Message": "Rate of requests exceeds"}
+            return AWSResponse("", 400, {}, None), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}
+        return None
+
+    client.meta.events.register("before-call.dynamodb.PutItem", throttle)
+    return client
+
+
+def test_a_throttled_directory_moves_to_the_overflow_queue_and_is_applied_from_there(
+    aws: LocalResources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    throttled = {"on": True}
+    monkeypatch.setattr(apply, "dynamodb_client", lambda **o: throttling_client(ev.DIRECTORY, throttled, **o))
+    deliver(
+        ev.event("dsync.user.created", ev.user("u1"), created=1),
+        ev.event("dsync.user.created", ev.user("u9", directory_id=OTHER), created=1),
+    )
+    assert run_apply(aws, receive(aws)) == {"batchItemFailures": []}  # nothing left to retry on the events queue
+    assert [u["id"] for u in export(aws, OTHER)["users"]] == ["u9"]  # the other directory was applied at once
+    assert export(aws)["users"] == []
+    [moved] = receive(aws, aws.overflow_queue_url)
+    assert json.loads(moved["Body"])["data"]["id"] == "u1"
+    assert lanes.directory_of_group(moved["Attributes"]["MessageGroupId"]) == ev.DIRECTORY
+
+    throttled["on"] = False  # the partition has room again: the overflow lane applies it
+    assert run_apply(aws, [moved], queue_url=aws.overflow_queue_url) == {"batchItemFailures": []}
+    assert [u["id"] for u in export(aws)["users"]] == ["u1"]
+    assert receive(aws, aws.overflow_queue_url) == []
 
 
 def export(resources: LocalResources, directory_id: str = ev.DIRECTORY) -> dict[str, Any]:
