@@ -77,7 +77,7 @@ def run_apply(
 def throttling_client(directory_id: str, throttled: dict[str, bool], **options: Any) -> Any:
     """The table's real client, answering ProvisionedThroughputExceeded to writes into `directory_id` while
     `throttled["on"]`: a directory's partition over its 1,000 WCU/s."""
-    from botocore.awsrequest import AWSResponse
+    from botocore.awsrequest import AWSResponse, HTTPHeaders
 
     client = dynamodb_client(**options)
 
@@ -85,7 +85,8 @@ def throttling_client(directory_id: str, throttled: dict[str, bool], **options: 
         item = json.loads(params["body"]).get("Item", {})  # the serialized request
         if throttled["on"] and item.get("pk", {}).get("S") == f"DIR#{directory_id}":
             error = {"Code": "ProvisionedThroughputExceededException", "Message": "Rate of requests exceeds"}
-            return AWSResponse("", 400, {}, None), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}
+            response = AWSResponse("", 400, HTTPHeaders(), None)
+            return response, {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}
         return None
 
     client.meta.events.register("before-call.dynamodb.PutItem", throttle)
