@@ -189,6 +189,7 @@ class DirectorySyncStack(Stack):
                 Env.WORK_QUEUE_URL: self.work.queue.queue_url,
                 Env.WORKOS_API_KEY_SECRET_ID: self.secrets.workos_api_key.secret_arn,
                 Env.DIRECTORY_UNHEALTHY_MINUTES: str(config.alarm_directory_unhealthy_minutes),
+                Env.RECONCILE_PERIOD_SECONDS: str(int(config.reconcile_interval.to_seconds())),
             },
         )
         self.reconcile_schedule = events.Rule(

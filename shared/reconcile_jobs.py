@@ -14,10 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from shared import schema, wave_budget
 from shared.adapters.dynamodb import DirectoryTable
 from shared.directory_health import HealthRecorder, HealthReport
 from shared.purge import PurgeResult, purge_directory
-from shared.reconcile import DirectoryApi, DirectoryReconciler, DirectoryReport, RunStatus
+from shared.reconcile import LAST_RUN_SK, DirectoryApi, DirectoryReconciler, DirectoryReport, RunStatus
+from shared.records import ItemKey
 
 RATE_LIMITED_DELAY_SECONDS = 60
 BUSY_RETRY_DELAY_SECONDS = 30
@@ -40,6 +42,7 @@ def job_message(directory_id: str, reason: str) -> dict[str, Any]:
 class Wave:
     directory_ids: list[str]
     health: HealthReport | None
+    deferred: int = 0  # directories left for a later wave by the budget (`shared.wave_budget`)
 
 
 def discover(api: DirectoryApi, table: DirectoryTable, *, health: HealthRecorder | None = None) -> Wave:
@@ -57,21 +60,62 @@ class WavePlanner:
     With a `HealthRecorder`, the listing the wave makes anyway also records each directory's health."""
 
     def __init__(
-        self, api: DirectoryApi, table: DirectoryTable, work_queue: WorkQueue, *, health: HealthRecorder | None = None
+        self,
+        api: DirectoryApi,
+        table: DirectoryTable,
+        work_queue: WorkQueue,
+        *,
+        health: HealthRecorder | None = None,
+        budget_seconds: float | None = None,
     ) -> None:
         self._api = api
         self._table = table
         self._work_queue = work_queue
         self._health = health
+        self._budget_seconds = budget_seconds  # None: every directory, every wave
 
     def plan_wave(self, reason: str) -> Wave:
         wave = discover(self._api, self._table, health=self._health)
-        for directory_id in wave.directory_ids:
+        chosen, deferred = wave.directory_ids, 0
+        if self._budget_seconds is not None:
+            selection = wave_budget.select(self._candidates(wave), self._budget_seconds)
+            chosen, deferred = sorted(c.directory_id for c in selection.chosen), len(selection.deferred)
+        for directory_id in chosen:
             self._work_queue.submit(job_message(directory_id, reason))
-        return wave
+        return Wave(chosen, wave.health, deferred)
 
     def plan(self, reason: str) -> list[str]:
-        return self.plan_wave(reason).directory_ids
+        """Every directory (the tail's request after WorkOS refused its cursor: nothing may be left out)."""
+        wave = discover(self._api, self._table, health=self._health)
+        for directory_id in wave.directory_ids:
+            self._work_queue.submit(job_message(directory_id, reason))
+        return wave.directory_ids
+
+    def _candidates(self, wave: Wave) -> list[wave_budget.Candidate]:
+        """Each directory's last finished run (one batched read) and, from the wave's health listing, WorkOS's
+        counts and whether they differ from the mirror's."""
+        keys = [ItemKey(schema.directory_pk(d), LAST_RUN_SK) for d in wave.directory_ids]
+        last_runs = {
+            schema.directory_id_of_pk(str(item[schema.PARTITION_KEY])): item for item in self._table.batch_get(keys)
+        }
+        checks = {check.directory_id: check for check in (wave.health.checks if wave.health else [])}
+        candidates = []
+        for directory_id in wave.directory_ids:
+            run, check = last_runs.get(directory_id), checks.get(directory_id)
+            finished = run is not None and run.get("status") == RunStatus.COMPLETE.value
+            users = (check.workos.users_active or 0) + (check.workos.users_inactive or 0) if check else 0
+            candidates.append(
+                wave_budget.Candidate(
+                    directory_id,
+                    last_finished_at=float(run.get("finished_at", 0)) if run is not None and finished else None,
+                    last_requests=None,
+                    last_seconds=float(run.get("duration_seconds", 0)) if run is not None else None,
+                    users=users,
+                    groups=(check.workos.groups or 0) if check else 0,
+                    drifted=check.counts_differ if check else False,
+                )
+            )
+        return candidates
 
     def request_full_reconcile(self, reason: str) -> int:
         return len(self.plan(reason))

@@ -42,6 +42,9 @@ class ReconcileSettings(_Settings):
     # WorkOS: 4 requests/s per directory on /directory_users; 6,000 requests/min per API key overall.
     requests_per_second_per_directory: float = Field(default=4.0, gt=0, le=50)
     requests_per_second_total: float = Field(default=90.0, gt=0, le=100)
+    # The schedule's period: a wave takes only the directories that fit in it (`shared.wave_budget`); unset (the
+    # local stack, `dsync reconcile`) takes every directory.
+    reconcile_period_seconds: int | None = Field(default=None, ge=60)
     directory_parallelism: int = Field(default=4, ge=1, le=32)
     # Membership repairs are versioned this far behind the run's start, so a webhook newer than the run wins even
     # with clock skew between WorkOS and AWS.

@@ -9,9 +9,9 @@ A wave therefore takes directories by need until its request budget is spent, an
 2. directories whose counts at WorkOS differ from the mirror's (the health listing's drift hint);
 3. the rest, least recently reconciled first.
 
-Each directory costs the time its run holds a reconcile function: its requests at 4 per second (what its last run
-took, from the run report's `requests`, or an estimate from WorkOS's counts) plus a job's fixed overhead. The budget
-is the functions' time over 90% of the period, at a concurrency that keeps within this pipeline's share of the key.
+Each directory costs the time its run holds a reconcile function: its requests at 4 per second (estimated from
+WorkOS's counts in the wave's listing) plus a job's fixed overhead, or what its last run took if that was longer.
+The budget is the functions' time over 90% of the period, at a concurrency within this pipeline's share of the key.
 With the webhooks and the Events API tail applying changes in seconds, the full reconcile is the backstop for what
 no event carries; the rotation period it achieves is reported by `dsync status` and `docs/scale.md`.
 """
@@ -33,10 +33,11 @@ JOB_OVERHEAD_SECONDS = 2.0  # a job's invocation, lease, checkpoint and store wr
 class Candidate:
     directory_id: str
     last_finished_at: float | None  # epoch seconds of the last finished run, None if never
-    last_requests: int | None  # requests that run took
-    users: int = 0  # WorkOS's counts, for directories never reconciled
+    last_requests: int | None  # requests that run took, when known
+    users: int = 0  # WorkOS's counts (the wave's listing), for the estimate
     groups: int = 0
     drifted: bool = False  # WorkOS's counts differ from the mirror's
+    last_seconds: float | None = None  # how long that run held its function
 
     @property
     def requests(self) -> int:
@@ -46,8 +47,9 @@ class Candidate:
 
     @property
     def cost(self) -> float:
-        """Seconds of one reconcile function's time."""
-        return self.requests / REQUESTS_PER_SECOND_PER_DIRECTORY + JOB_OVERHEAD_SECONDS
+        """Seconds of one reconcile function's time: its requests at WorkOS's pace, or what its last run took."""
+        paced = self.requests / REQUESTS_PER_SECOND_PER_DIRECTORY + JOB_OVERHEAD_SECONDS
+        return max(paced, self.last_seconds or 0.0)
 
 
 @dataclass(frozen=True)

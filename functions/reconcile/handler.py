@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from shared import wave_budget
 from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.secrets import ApiKeyStore
 from shared.adapters.sqs import SqsWorkQueue
@@ -26,6 +27,7 @@ from shared.observability import MetricsRecorder, get_logger
 from shared.reconcile import DirectoryReconciler, ReconcileConfig
 from shared.reconcile_jobs import WavePlanner, run_job
 from shared.reconcile_report import RequestCounter, record_health, record_job
+from shared.resources import RECONCILE_MAX_CONCURRENCY
 from shared.settings import ReconcileSettings
 from shared.workos_client import NotConfiguredError, api_from_secret, workos_api
 
@@ -64,12 +66,16 @@ def plan(deps: ReconcileDependencies, metrics: MetricsRecorder) -> dict[str, Any
         metrics.count("ReconcileNotConfigured")
         return {"planned": 0, "skipped": str(error)}
     health = HealthRecorder(deps.table, unhealthy_after_seconds=deps.settings.directory_unhealthy_minutes * 60)
-    wave = WavePlanner(api, deps.table, deps.work_queue, health=health).plan_wave("schedule")
+    period = deps.settings.reconcile_period_seconds
+    budget = wave_budget.wave_budget_seconds(period, RECONCILE_MAX_CONCURRENCY) if period else None
+    planner = WavePlanner(api, deps.table, deps.work_queue, health=health, budget_seconds=budget)
+    wave = planner.plan_wave("schedule")
     metrics.count("ReconcileJobsPlanned", len(wave.directory_ids))
+    metrics.count("ReconcileJobsDeferred", wave.deferred)
     if wave.health is not None:
         record_health(logger, metrics, wave.health)
-    logger.info("reconcile planned", extra={"directories": len(wave.directory_ids)})
-    return {"planned": len(wave.directory_ids)}
+    logger.info("reconcile planned", extra={"directories": len(wave.directory_ids), "deferred": wave.deferred})
+    return {"planned": len(wave.directory_ids), "deferred": wave.deferred}
 
 
 def job(body: dict[str, Any], deps: ReconcileDependencies, context: LambdaContext, metrics: MetricsRecorder) -> None:

@@ -31,7 +31,13 @@ EXPECTED_ENVIRONMENT = {
         Env.TOMBSTONE_TTL_DAYS,
         Env.OVERFLOW_QUEUE_URL,
     },
-    "reconcile": {Env.TABLE_NAME, Env.WORK_QUEUE_URL, Env.WORKOS_API_KEY_SECRET_ID, Env.DIRECTORY_UNHEALTHY_MINUTES},
+    "reconcile": {
+        Env.TABLE_NAME,
+        Env.WORK_QUEUE_URL,
+        Env.WORKOS_API_KEY_SECRET_ID,
+        Env.DIRECTORY_UNHEALTHY_MINUTES,
+        Env.RECONCILE_PERIOD_SECONDS,
+    },
     "publish": {Env.CHANGE_BUS_NAME, Env.TABLE_NAME},  # the table for shared.change_guard's read
     "tail": {
         Env.TABLE_NAME,

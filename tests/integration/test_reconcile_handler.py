@@ -17,7 +17,7 @@ from functions.reconcile import handler as reconcile
 from shared import records, schema
 from shared.adapters.dynamodb import DirectoryTable
 from shared.lease import Lease
-from shared.reconcile import LEASE_SK
+from shared.reconcile import LAST_RUN_SK, LEASE_SK
 from shared.records import ItemKey
 from tests.support.lambda_context import lambda_context
 
@@ -83,10 +83,35 @@ def test_schedule_plans_one_job_per_directory_known_to_workos_or_the_store(
     listed = fake.model.create_directory(organization_id="org_01A")["id"]
     table = DirectoryTable(aws.table_name)
     table.put_if_newer(records.directory_stub("directory_01ONLYHERE", "org_01B"))
-    assert reconcile.handler(SCHEDULE, lambda_context()) == {"planned": 2}
+    assert reconcile.handler(SCHEDULE, lambda_context()) == {"planned": 2, "deferred": 0}
     jobs = jobs_on_queue(aws)
     assert sorted(job["directory_id"] for job in jobs) == sorted([listed, "directory_01ONLYHERE"])
     assert all(job["kind"] == "reconcile" and job["requested_at_ms"] > 0 for job in jobs)
+
+
+def test_a_scheduled_wave_takes_only_what_fits_its_period_neediest_first(
+    aws: LocalResources, fake: FakeWorkOS, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 60 s period with one function at a time is 54 function-seconds of budget (90%). A directory never
+    reconciled comes first (its cost estimated from WorkOS's counts: 23 requests at 4/s plus 2 s), then the least
+    recently reconciled (each last took 30 s); the third does not fit and waits for the next wave."""
+    monkeypatch.setenv("RECONCILE_PERIOD_SECONDS", "60")
+    monkeypatch.setattr(reconcile, "RECONCILE_MAX_CONCURRENCY", 1)
+    directories = [fake.model.create_directory(organization_id=f"org_{n}")["id"] for n in range(3)]
+    populate(fake.model, directories[2], users=2_000, groups=1, rng=random.Random(2))
+    table = DirectoryTable(aws.table_name)
+    for finished_at, directory_id in ((100, directories[0]), (50, directories[1])):
+        table.put_item(
+            {
+                "pk": schema.directory_pk(directory_id),
+                "sk": LAST_RUN_SK,
+                "finished_at": finished_at,
+                "status": "complete",
+                "duration_seconds": 30.0,
+            }
+        )
+    assert reconcile.handler(SCHEDULE, lambda_context()) == {"planned": 2, "deferred": 1}
+    assert sorted(job["directory_id"] for job in jobs_on_queue(aws)) == sorted([directories[2], directories[1]])
 
 
 def test_a_job_reconciles_and_a_directory_gone_from_workos_is_purged(aws: LocalResources, fake: FakeWorkOS) -> None:
