@@ -16,7 +16,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install lint format typecheck pytest test synth demo deploy destroy bench clean
+.PHONY: help install lint format typecheck pytest test synth demo deploy destroy bench simulate clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ destroy: install ## cdk destroy (the table and secrets are retained)
 
 bench: install ## run every benchmark under bench/ and print its figures
 	@set -e; for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+
+simulate: install ## the scale model (docs/scale.md): every scenario beside its target, then verdict: PASS|FAIL
+	$(PY) -m simulator
 
 clean: ## remove build output (keeps .venv and node_modules)
 	rm -rf cdk.out .build .pytest_cache .mypy_cache .ruff_cache .hypothesis
