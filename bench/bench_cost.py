@@ -233,7 +233,7 @@ def report(result: dict[str, Any], batch: int) -> float:
             f"Lambda {function}: {invocations / events:.2f} invocations/event, {gb_seconds / events * 1e3:.2f} GB-ms"
         )
         costs[label] = invocations * PRICES["lambda_request"] + gb_seconds * PRICES["lambda_gb_second"]
-    sqs_calls = sum(count for (_, service, _), count in meter.calls.items() if service == "sqs")
+    sqs_calls = sum(n for (function, service, _), n in meter.calls.items() if service == "sqs" and function != "setup")
     costs[f"SQS requests: {sqs_calls / events:.2f}/event"] = sqs_calls * PRICES["sqs_fifo_request"]
     wru, rru = sum(meter.wru.values()), sum(meter.rru.values())
     costs[f"DynamoDB writes: {wru / events:.2f} WRU/event"] = wru * PRICES["dynamodb_wru"]
