@@ -28,7 +28,14 @@ from aws_cdk import aws_logs as logs
 from constructs import Node
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from shared.resources import APPLY_FUNCTION, DEFAULT_METRICS_NAMESPACE, DEFAULT_STACK_NAME, EVENT_QUEUE
+from shared.resources import (
+    API_THROTTLE_BURST_LIMIT,
+    API_THROTTLE_RATE_LIMIT,
+    APPLY_FUNCTION,
+    DEFAULT_METRICS_NAMESPACE,
+    DEFAULT_STACK_NAME,
+    EVENT_QUEUE,
+)
 from shared.signature import DEFAULT_TOLERANCE_SECONDS
 
 RateUnit = Literal["minute", "hour", "day"]
@@ -110,8 +117,12 @@ class StackConfig(BaseModel):
     stack_name: str = Field(default=DEFAULT_STACK_NAME, alias="stackName", pattern=r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
     reconcile_rate: str = Field(default="1 hour", alias="reconcileRate")
     log_retention_days: int = Field(default=30, alias="logRetentionDays")
-    api_throttle_rate_limit: int = Field(default=500, alias="apiThrottleRateLimit", ge=1, le=MAX_API_RATE_LIMIT)
-    api_throttle_burst_limit: int = Field(default=1000, alias="apiThrottleBurstLimit", ge=1, le=MAX_API_BURST_LIMIT)
+    api_throttle_rate_limit: int = Field(
+        default=API_THROTTLE_RATE_LIMIT, alias="apiThrottleRateLimit", ge=1, le=MAX_API_RATE_LIMIT
+    )
+    api_throttle_burst_limit: int = Field(
+        default=API_THROTTLE_BURST_LIMIT, alias="apiThrottleBurstLimit", ge=1, le=MAX_API_BURST_LIMIT
+    )
     signature_tolerance_seconds: int = Field(
         default=DEFAULT_TOLERANCE_SECONDS,
         alias="signatureToleranceSeconds",

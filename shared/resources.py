@@ -114,6 +114,12 @@ OVERFLOW_MAX_CONCURRENCY = 20
 # botocore's adaptive mode, which also paces its requests to what the partition takes.
 EVENT_LANE_DYNAMODB_ATTEMPTS = 1
 OVERFLOW_LANE_DYNAMODB_ATTEMPTS = 10
+# The webhook API's stage throttle (CDK context `apiThrottleRateLimit` / `apiThrottleBurstLimit`). WorkOS documents
+# no delivery limit, and an onboarding arrives at whatever rate it sends: above this, deliveries get 429 and wait
+# for WorkOS's retry. 2,500/s is above the simulator's fastest scenario (2,000/s) with room; the account's regional
+# API Gateway quota is 10,000/s.
+API_THROTTLE_RATE_LIMIT = 2_500
+API_THROTTLE_BURST_LIMIT = 5_000
 # Reconcile functions at once: 20 directories at WorkOS's 4 rps each are 80% of the key's 6,000 per minute.
 RECONCILE_MAX_CONCURRENCY = 20
 # Reconcile and purge work, one message per directory job; long jobs continue in a follow-up message.

@@ -71,7 +71,7 @@ def _table(outcomes: list[scenarios.Outcome]) -> str:
     header = (
         f"{'scenario':16} {'rate/s':>6} {'events':>8} | {'small p50':>9} {'p99 ≤60s':>9} {'max':>7} | "
         f"{'giant done after last send ≤600s':>32} | {'peak backlog events/overflow':>28} | "
-        f"{'peak conc.':>10} {'throttled':>9} {'DLQ':>4}"
+        f"{'peak conc.':>10} {'throttled':>9} {'429 to WorkOS':>13} {'DLQ':>4}"
     )
     lines = [header, "-" * len(header)]
     for outcome in outcomes:
@@ -82,7 +82,7 @@ def _table(outcomes: list[scenarios.Outcome]) -> str:
             f"{names[outcome.scenario]:16} {outcome.rate:>6.0f} {outcome.giant_events:>8,} | "
             f"{figures.small_p50:>8.2f}s {figures.small_percentile(0.99):>8.1f}s {figures.small_max:>6.1f}s | "
             f"{done:>32} | {backlog:>28} | {figures.peak_concurrency:>10} {figures.throttled_requests:>9,} "
-            f"{figures.dead_lettered:>4}"
+            f"{figures.rejected_deliveries:>13,} {figures.dead_lettered:>4}"
         )
     return "\n".join(lines)
 

@@ -15,6 +15,8 @@ BASELINE = Design(
     lanes_per_directory=1,
     apply_max_concurrency=1_000,  # no ScalingConfig: the mapping's own ceiling
     overflow=False,
+    api_rate=500.0,  # the stage throttle's default then
+    api_burst=1_000.0,
 )
 CURRENT = Design(
     f"current ({lanes.LANES_PER_DIRECTORY} lanes per directory, overflow queue)",
@@ -23,6 +25,8 @@ CURRENT = Design(
     overflow=True,
     overflow_max_concurrency=resources.OVERFLOW_MAX_CONCURRENCY,
     main_lane_attempts=resources.EVENT_LANE_DYNAMODB_ATTEMPTS,
+    api_rate=float(resources.API_THROTTLE_RATE_LIMIT),
+    api_burst=float(resources.API_THROTTLE_BURST_LIMIT),
 )
 BASELINE_WAVE = WaveDesign("baseline (every directory each wave)", concurrency=5, budgeted=False)
 CURRENT_WAVE = WaveDesign("current (budgeted wave)", concurrency=resources.RECONCILE_MAX_CONCURRENCY, budgeted=True)

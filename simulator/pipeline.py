@@ -30,6 +30,9 @@ APPLY_TIMEOUT_SECONDS = 60.0  # shared.resources.APPLY_FUNCTION
 VISIBILITY_TIMEOUT_SECONDS = 6 * APPLY_TIMEOUT_SECONDS  # shared.resources.EVENT_QUEUE
 MAX_RECEIVE_COUNT = 5  # infra.constructs.dead_lettered_queue
 HOT_PARTITION_SECONDS = 5.0  # shared.overflow: how long an applier remembers a throttled directory
+# WorkOS retries a failed delivery "with exponential back-off for up to 3 days"; the first delay is undocumented
+# (workos-facts 1.2): a minute is assumed.
+WORKOS_FIRST_RETRY_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,10 @@ class Design:
     overflow: bool  # throttled directories' batches move to an overflow queue instead of waiting in the main one
     overflow_max_concurrency: int = 0
     main_lane_attempts: int = 10  # SDK attempts per write on the main queue's applier
+    # API Gateway's stage throttle: a token bucket of `api_burst` refilled at `api_rate` per second; a delivery
+    # beyond it is answered 429 and WorkOS retries it later (API Gateway DG, "Throttle API requests").
+    api_rate: float = 10_000.0
+    api_burst: float = 5_000.0
 
 
 @dataclass
@@ -66,6 +73,7 @@ class Figures:
     peak_concurrency: int = 0
     throttled_requests: int = 0
     retried_batches: int = 0
+    rejected_deliveries: int = 0  # answered 429 by the API's throttle, retried by WorkOS
 
     def small_percentile(self, q: float) -> float:
         data = sorted(self.small_latencies)
@@ -93,6 +101,7 @@ class Pipeline:
         # throttled write; the model shares it across instances, which is optimistic by one throttled batch per
         # instance per HOT_PARTITION_SECONDS.
         self._hot: dict[str, float] = {}
+        self._api_tokens, self._api_refilled = design.api_burst, 0.0
         self.main = self._queue("events")
         self.main_mapping = EventSourceMapping(
             self.main, design.apply_max_concurrency, lambda b, d: self._apply(b, d, main=True), lambda: self.sim.now
@@ -124,6 +133,16 @@ class Pipeline:
             self.sim.at(event.sent_at + INGEST_SECONDS, functools.partial(self._ingest, event))
 
     def _ingest(self, event: Event) -> None:
+        now = self.sim.now
+        self._api_tokens = min(
+            self.design.api_burst, self._api_tokens + (now - self._api_refilled) * self.design.api_rate
+        )
+        self._api_refilled = now
+        if self._api_tokens < 1.0:
+            self.figures.rejected_deliveries += 1
+            self.sim.after(WORKOS_FIRST_RETRY_SECONDS, functools.partial(self._ingest, event))
+            return
+        self._api_tokens -= 1.0
         self.figures.delivered += 1
         self.main.send(self._group(event), event, sent_at=event.sent_at)
         self.figures.peak_main_backlog = max(self.figures.peak_main_backlog, self.main.stored)

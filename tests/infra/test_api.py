@@ -56,8 +56,8 @@ def test_stage_throttling_and_logging(stack: DirectorySyncStack, template: Templ
         {
             "HttpMethod": "*",
             "ResourcePath": "/*",
-            "ThrottlingRateLimit": 500,
-            "ThrottlingBurstLimit": 1000,
+            "ThrottlingRateLimit": 2_500,
+            "ThrottlingBurstLimit": 5_000,
             "LoggingLevel": "ERROR",
             "DataTraceEnabled": False,
             "MetricsEnabled": True,

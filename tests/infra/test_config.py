@@ -40,7 +40,7 @@ def test_defaults() -> None:
     assert config.stack_name == DEFAULT_STACK_NAME
     assert config.reconcile_rate == "1 hour"
     assert config.log_retention_days == 30
-    assert (config.api_throttle_rate_limit, config.api_throttle_burst_limit) == (500, 1000)
+    assert (config.api_throttle_rate_limit, config.api_throttle_burst_limit) == (2_500, 5_000)
     assert config.signature_tolerance_seconds == 180
     assert config.tombstone_ttl_days == 30
     assert config.account is None

@@ -145,3 +145,17 @@ def test_a_budgeted_wave_fits_its_period_and_takes_the_neediest_first() -> None:
 
 def test_twenty_directories_at_four_requests_a_second_are_eighty_percent_of_the_key() -> None:
     assert wave_budget.max_concurrency() == 20
+
+
+def test_deliveries_beyond_the_api_throttle_are_answered_429_and_retried_by_workos() -> None:
+    from simulator.calibration import Calibration, EventCost
+    from simulator.pipeline import Design, Event, Pipeline
+
+    cost = EventCost("dsync.user.updated", {}, wcu_per_event=1.0, rcu_per_batch=10.0, depth=3.0)
+    design = Design("tiny", lanes_per_directory=4, apply_max_concurrency=10, overflow=False, api_rate=10, api_burst=5)
+    pipeline = Pipeline(design, Calibration({"dsync.user.updated": cost}))
+    pipeline.deliver(Event("d", "dsync.user.updated", f"u{n}", 0.0, small=True) for n in range(20))
+    figures = pipeline.run()
+    assert figures.rejected_deliveries > 0
+    assert len(figures.small_latencies) == 20  # every one applied in the end
+    assert figures.small_max >= 60.0  # the retried ones waited for WorkOS's retry
