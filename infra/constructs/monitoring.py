@@ -44,6 +44,10 @@ def alarm_name_prefix(scope: Construct) -> str:
     return f"{Stack.of(scope).stack_name}-"
 
 
+# A 250,000-user update drains from the overflow queue in minutes (docs/scale.md); an hour means it is stuck.
+OVERFLOW_AGE_SECONDS = 3_600
+
+
 @dataclass(frozen=True)
 class AlarmThresholds:
     """What counts as a problem; built from `StackConfig` in the stack."""
@@ -117,6 +121,7 @@ class PipelineMonitoring(Construct):
         publish: PipelineFunction,
         tail: PipelineFunction | None,
         event_queue: sqs.IQueue,
+        overflow_queue: sqs.IQueue,
         dead_letter_queues: Mapping[str, sqs.IQueue],
         api_stage: apigateway.Stage,
         namespace: str,
@@ -176,6 +181,15 @@ class PipelineMonitoring(Construct):
             description=f"The oldest event in the event queue is older than {queue_age} s: apply is failing, "
             "throttled or a directory's message group is blocked.",
             runbook="Queue age over 5 minutes",
+        )
+        self._alarm(
+            "OverflowQueueAge",
+            overflow_queue.metric_approximate_age_of_oldest_message(period=COUNT_PERIOD, statistic="Maximum"),
+            threshold=OVERFLOW_AGE_SECONDS,
+            comparison=GT,
+            description="The oldest event in the overflow queue is older than an hour: a throttled directory is "
+            "not draining (its applier fails, or several giants share the lane).",
+            runbook="A large directory is in the overflow queue",
         )
 
         # --- Apply ---

@@ -44,6 +44,7 @@ class PipelineDashboard(Construct):
         publish: PipelineFunction,
         tail: PipelineFunction | None,
         event_queue: sqs.IQueue,
+        overflow_queue: sqs.IQueue,
         work_queue: sqs.IQueue,
         dead_letter_queues: Mapping[str, sqs.IQueue],
         api_stage: apigateway.Stage,
@@ -129,6 +130,9 @@ class PipelineDashboard(Construct):
                     event_queue.metric_approximate_number_of_messages_not_visible(
                         statistic="Maximum", label="Events in flight"
                     ),
+                    overflow_queue.metric_approximate_number_of_messages_visible(
+                        statistic="Maximum", label="Overflow (throttled directories)"
+                    ),
                     work_queue.metric_approximate_number_of_messages_visible(statistic="Maximum", label="Work"),
                     work_queue.metric_approximate_number_of_messages_not_visible(
                         statistic="Maximum", label="Work in flight"
@@ -139,6 +143,7 @@ class PipelineDashboard(Construct):
                 "Oldest message age (s)",
                 [
                     event_queue.metric_approximate_age_of_oldest_message(statistic="Maximum", label="Events"),
+                    overflow_queue.metric_approximate_age_of_oldest_message(statistic="Maximum", label="Overflow"),
                     work_queue.metric_approximate_age_of_oldest_message(statistic="Maximum", label="Work"),
                 ],
             ),

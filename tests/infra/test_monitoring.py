@@ -158,6 +158,17 @@ EXPECTED_ALARMS: dict[str, tuple[str, str, Any, str, int, str, float, int]] = {
         300,
         1,
     ),
+    # A throttled directory's backlog drains in minutes; an hour in the overflow queue means it is stuck.
+    "OverflowQueueAge": (
+        "AWS/SQS",
+        "ApproximateAgeOfOldestMessage",
+        queue_dims(lambda s: s.overflow_queue),
+        "Maximum",
+        300,
+        GT,
+        3600,
+        1,
+    ),
     "ReconcileFailures": (CUSTOM, "ReconcileFailures", service("reconcile"), "Sum", 300, GTE, 1, 1),
     # Drift twice in a row: two consecutive periods of the (default hourly) reconcile schedule.
     "ReconcileDrift": (CUSTOM, "ReconcileDriftFound", service("reconcile"), "Maximum", 3600, GTE, 1, 2),
@@ -493,4 +504,4 @@ def test_alarm_descriptions_point_to_runbook_sections(stack: DirectorySyncStack,
         if match:
             referenced += 1
             assert any(heading.startswith(match[1]) for heading in headings), match[1]
-    assert referenced == 17  # all but the per-function Errors/Throttles alarms
+    assert referenced == 18  # all but the per-function Errors/Throttles alarms
