@@ -35,7 +35,6 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Bench")
 
 import boto3
-from botocore.config import Config
 from moto import mock_aws
 
 from dsync.fake_workos import DirectoryModel, populate
@@ -44,6 +43,7 @@ from dsync.local.provision import provision
 from shared.resources import APPLY_FUNCTION, INGEST_FUNCTION, PUBLISH_FUNCTION
 from shared.signature import signature_header
 from simulator.calibration import wcu
+from tests.support.streams import read_stream
 
 SECRET = "whsec_bench_cost"
 ROUND_TRIP_MS = 8.0
@@ -159,7 +159,7 @@ def run(batch: int, users: int) -> dict[str, Any]:
                     meter.calls[("sqs-mapping", "sqs", "DeleteMessageBatch")] += 1
                     del index
             meter.function = "setup"  # stream reads by a Lambda trigger are free
-            records = _stream(resources.table_stream_arn)
+            records = read_stream(resources.table_stream_arn)
             for start in range(0, len(records), 100 if batch > 1 else 1):
                 meter.function = "publish"
                 before = dict(meter.calls)
@@ -201,22 +201,6 @@ def _drain(sqs: Any, url: str) -> list[dict[str, Any]]:
         found.extend(page)
         for message in page:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-
-
-def _stream(stream_arn: str) -> list[dict[str, Any]]:
-    client = boto3.client("dynamodbstreams", config=Config(account_id_endpoint_mode="disabled"))
-    collected: list[dict[str, Any]] = []
-    for shard in client.describe_stream(StreamArn=stream_arn)["StreamDescription"].get("Shards", []):
-        iterator = client.get_shard_iterator(
-            StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        ).get("ShardIterator")
-        while iterator:
-            page = client.get_records(ShardIterator=iterator)
-            if not page["Records"]:
-                break
-            collected.extend(dict(record) for record in page["Records"])
-            iterator = page.get("NextShardIterator")
-    return collected
 
 
 def report(result: dict[str, Any], batch: int) -> float:

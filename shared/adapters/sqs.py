@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -27,6 +27,14 @@ SEND_BATCH_BYTES = 256 * 1024  # ...and 256 KiB of bodies and attributes in all
 _ATTRIBUTE_ALLOWANCE = 200  # bytes the three message attributes take, generously
 
 
+class _HasBody(Protocol):
+    @property
+    def body(self) -> str: ...
+
+
+_Sendable = TypeVar("_Sendable", bound=_HasBody)
+
+
 def event_message(event: QueuedEvent) -> dict[str, Any]:
     """The SQS message for a queued event, the same for `send_message` and `send_message_batch` (minus QueueUrl)."""
     return {
@@ -41,17 +49,17 @@ def event_message(event: QueuedEvent) -> dict[str, Any]:
     }
 
 
-def send_batches(events: Sequence[QueuedEvent]) -> list[list[QueuedEvent]]:
-    """Split events, in order, into SendMessageBatch requests within SQS's count and size limits."""
-    batches: list[list[QueuedEvent]] = []
+def send_batches(messages: Sequence[_Sendable]) -> list[list[_Sendable]]:
+    """Split messages, in order, into SendMessageBatch requests within SQS's count and size limits."""
+    batches: list[list[_Sendable]] = []
     size = 0
-    for event in events:
-        event_size = len(event.body.encode()) + _ATTRIBUTE_ALLOWANCE
-        if not batches or len(batches[-1]) >= SEND_BATCH_LIMIT or size + event_size > SEND_BATCH_BYTES:
+    for message in messages:
+        message_size = len(message.body.encode()) + _ATTRIBUTE_ALLOWANCE
+        if not batches or len(batches[-1]) >= SEND_BATCH_LIMIT or size + message_size > SEND_BATCH_BYTES:
             batches.append([])
             size = 0
-        batches[-1].append(event)
-        size += event_size
+        batches[-1].append(message)
+        size += message_size
     return batches
 
 
@@ -111,16 +119,7 @@ class SqsOverflow:
         self._client = client or sqs_client(Config(retries={"mode": "standard", "max_attempts": 5}))
 
     def move(self, messages: Sequence[OverflowMessage]) -> None:
-        chunks: list[list[OverflowMessage]] = []
-        size = 0
-        for message in messages:  # within SendMessageBatch's 10 entries and 256 KiB
-            message_size = len(message.body.encode()) + _ATTRIBUTE_ALLOWANCE
-            if not chunks or len(chunks[-1]) >= SEND_BATCH_LIMIT or size + message_size > SEND_BATCH_BYTES:
-                chunks.append([])
-                size = 0
-            chunks[-1].append(message)
-            size += message_size
-        for chunk in chunks:
+        for chunk in send_batches(messages):
             entries = [
                 {
                     "Id": str(index),
