@@ -36,6 +36,7 @@ from typing import Any, Protocol
 from shared import lanes, records, schema
 from shared.events import DsyncEvent, InvalidEventError, UnknownEvent, parse_event
 from shared.overflow import HotDirectories, Overflow, OverflowMessage
+from shared.read_back import ReadBack
 from shared.records import ItemKey, Record, RecordTooLargeError, StoredVersion
 
 # --- Ports --------------------------------------------------------------------------------------------------------
@@ -391,44 +392,25 @@ class Applier:
     def _read_back(
         self, batch: BatchPlan, written: set[ItemKey], outcomes: dict[str, MessageOutcome], pool: ThreadPoolExecutor
     ) -> None:
-        """Re-read what this batch's writes depend on; undo a membership whose user or group was deleted meanwhile,
-        and queue the purge again for a directory deleted meanwhile (see step 5 of the module docstring)."""
-        memberships = [
-            record
-            for key, record in batch.writes.items()
-            if key in written and key.sk.startswith(schema.MEMBER_PREFIX) and not record.deleted
-        ]
-        directories = {key.pk for key in written if key.sk not in (schema.DIRECTORY_SK, schema.APPLIED_SK)}
-        if not memberships and not directories:
+        """Step 5 of the module docstring (`shared.read_back`)."""
+        read_back = ReadBack.of(batch.writes, written)
+        if not read_back.memberships and not read_back.directory_pks:
             return
-        needed = {ItemKey(pk, schema.DIRECTORY_SK) for pk in directories}
-        for record in memberships:
-            needed.update(records.membership_parents(record))
         try:
-            stored = self.store.get_versions(needed)
+            stored = self.store.get_versions(read_back.keys)
         except (TransientStoreError, PermanentStoreError) as error:
-            for key in written:
-                for message_id in batch.writers.get(key, []):
-                    _fail(outcomes[message_id], Status.RETRY, f"read-back failed: {error}")
+            for message_id in (m for key in written for m in batch.writers.get(key, [])):
+                _fail(outcomes[message_id], Status.RETRY, f"read-back failed: {error}")
             return
-        expires_at = int(self.clock()) + self.config.tombstone_ttl_seconds
-        endings = []
-        for record in memberships:
-            deletion = max(
-                (stored[k].vkey for k in records.membership_parents(record) if k in stored and stored[k].deleted),
-                default=None,
-            )
-            if deletion is not None:
-                endings.append(records.ended_membership(record, vkey=deletion, expires_at=expires_at))
+        endings = read_back.endings(stored, expires_at=int(self.clock()) + self.config.tombstone_ttl_seconds)
         for ending, (result, detail) in zip(endings, pool.map(self._write, endings), strict=True):
             if result in (WriteResult.TRANSIENT, WriteResult.THROTTLED, WriteResult.PERMANENT):
                 for message_id in batch.writers.get(ending.key, []):
                     _fail(outcomes[message_id], Status.RETRY, f"could not end a deleted entity's membership: {detail}")
-        for pk in directories:
-            directory = stored.get(ItemKey(pk, schema.DIRECTORY_SK))
-            if directory is not None and directory.deleted:
-                waiting = [outcomes[m] for key in written if key.pk == pk for m in batch.writers.get(key, [])]
-                self._submit(JobKind.PURGE, schema.directory_id_of_pk(pk), waiting)
+        for directory_id in read_back.deleted_directories(stored):
+            pk = schema.directory_pk(directory_id)
+            waiting = [outcomes[m] for key in written if key.pk == pk for m in batch.writers.get(key, [])]
+            self._submit(JobKind.PURGE, directory_id, waiting)
 
     def _progress(
         self, plans: Sequence[EventPlan], stored: Mapping[ItemKey, StoredVersion], batch: BatchPlan
