@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 from shared import lanes, records, schema
 from shared.events import DsyncEvent, InvalidEventError, UnknownEvent, parse_event
-from shared.overflow import HotDirectories, Overflow, OverflowMessage
+from shared.overflow import OverflowLane
 from shared.read_back import ReadBack
 from shared.records import ItemKey, Record, RecordTooLargeError, StoredVersion
 
@@ -307,8 +307,7 @@ class Applier:
     dead_letters: DeadLetters
     config: ApplyConfig = field(default_factory=ApplyConfig)
     clock: Callable[[], float] = time.time
-    overflow: Overflow | None = None  # set on the events queue's applier; None on the overflow lane's own
-    hot: HotDirectories = field(default_factory=HotDirectories)
+    overflow: OverflowLane | None = None  # set on the events queue's applier; None on the overflow lane's own
 
     def apply(
         self, messages: Sequence[InboundMessage], *, remaining_seconds: Callable[[], float] = lambda: 900.0
@@ -354,40 +353,26 @@ class Applier:
         """Messages of directories this instance saw throttled moments ago go to the overflow lane unread."""
         if self.overflow is None:
             return {}
-        hot = [message for message in messages if self.hot.is_hot(lanes.directory_of_group(message.group_id))]
+        hot = [message for message in messages if self.overflow.is_hot(message.group_id)]
         outcomes = {
-            message.message_id: MessageOutcome(
-                Status.RETRY, throttled=True, directory_id=lanes.directory_of_group(message.group_id)
+            m.message_id: MessageOutcome(
+                Status.RETRY, throttled=True, directory_id=lanes.directory_of_group(m.group_id)
             )
-            for message in hot
+            for m in hot
         }
-        self._move(hot, list(outcomes.values()))
+        _moved(outcomes.values(), self.overflow.move(hot))
         return outcomes
 
     def _move_throttled(self, plans: Sequence[EventPlan], outcomes: dict[str, MessageOutcome]) -> None:
         """A throttled directory's messages that are still to retry are moved to the overflow lane instead."""
         if self.overflow is None:
             return
-        throttled = [
-            plan
-            for plan in plans
-            if outcomes[plan.message.message_id].throttled and outcomes[plan.message.message_id].status is Status.RETRY
-        ]
-        for plan in throttled:
-            self.hot.mark(plan.event.directory_id)
-        self._move([plan.message for plan in throttled], [outcomes[plan.message.message_id] for plan in throttled])
-
-    def _move(self, messages: Sequence[InboundMessage], waiting: Sequence[MessageOutcome]) -> None:
-        if not messages or self.overflow is None:
-            return
-        try:
-            self.overflow.move([OverflowMessage(m.body, m.group_id, m.deduplication_id) for m in messages])
-        except Exception as error:  # not moved: it stays on the events queue and is retried there
-            for outcome in waiting:
-                outcome.reason = f"throttled, and could not move to the overflow queue: {error}"
-            return
-        for outcome in waiting:
-            outcome.status, outcome.reason = Status.MOVED, "directory partition throttled"
+        throttled = [p for p in plans if outcomes[p.message.message_id].throttled]
+        throttled = [p for p in throttled if outcomes[p.message.message_id].status is Status.RETRY]
+        failure = self.overflow.move(
+            [p.message for p in throttled], throttled={p.event.directory_id for p in throttled}
+        )
+        _moved([outcomes[p.message.message_id] for p in throttled], failure)
 
     def _read_back(
         self, batch: BatchPlan, written: set[ItemKey], outcomes: dict[str, MessageOutcome], pool: ThreadPoolExecutor
@@ -615,6 +600,14 @@ def _directory_gone(directory_id: str, stored: Mapping[ItemKey, StoredVersion], 
 
 def _newer_than(stored: StoredVersion | None, created_at: datetime) -> bool:
     return stored is None or stored.vkey < records.live_version(created_at)
+
+
+def _moved(outcomes: Iterable[MessageOutcome], failure: str | None) -> None:
+    for outcome in outcomes:
+        if failure is None:
+            outcome.status, outcome.reason = Status.MOVED, "directory partition throttled"
+        else:
+            outcome.reason = failure
 
 
 def _fail(outcome: MessageOutcome, status: Status, reason: str | None) -> None:

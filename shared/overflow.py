@@ -12,9 +12,11 @@ code and the same write rules; the order between them does not matter to a max-r
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from shared import lanes
 
 HOT_SECONDS = 5.0
 
@@ -29,6 +31,15 @@ class OverflowMessage:
     body: str
     group_id: str
     deduplication_id: str
+
+
+class Movable(Protocol):
+    @property
+    def body(self) -> str: ...
+    @property
+    def group_id(self) -> str: ...
+    @property
+    def deduplication_id(self) -> str: ...
 
 
 @dataclass
@@ -50,3 +61,27 @@ class HotDirectories:
             del self._until[directory_id]
             return False
         return True
+
+
+@dataclass
+class OverflowLane:
+    """The events queue's way out for a throttled directory: the queue, and which directories are hot."""
+
+    queue: Overflow
+    hot: HotDirectories = field(default_factory=HotDirectories)
+
+    def is_hot(self, group_id: str) -> bool:
+        return self.hot.is_hot(lanes.directory_of_group(group_id))
+
+    def move(self, messages: Sequence[Movable], *, throttled: Iterable[str] = ()) -> str | None:
+        """Mark the `throttled` directories hot and queue the messages on the overflow lane (same group, same
+        deduplication id). Returns why they could not be moved (they stay on the events queue), or None."""
+        for directory_id in throttled:
+            self.hot.mark(directory_id)
+        if not messages:
+            return None
+        try:
+            self.queue.move([OverflowMessage(m.body, m.group_id, m.deduplication_id) for m in messages])
+        except Exception as error:  # not moved: retried on the events queue
+            return f"throttled, and could not move to the overflow queue: {error}"
+        return None

@@ -26,6 +26,7 @@ from shared.adapters.sqs import SqsDeadLetterForwarder, SqsOverflow, SqsWorkQueu
 from shared.apply import Applier, ApplyConfig, InboundMessage, MessageOutcome, Status
 from shared.events import micros
 from shared.observability import MetricsRecorder, get_logger
+from shared.overflow import OverflowLane
 from shared.resources import EVENT_LANE_DYNAMODB_ATTEMPTS, OVERFLOW_LANE_DYNAMODB_ATTEMPTS
 from shared.settings import ApplySettings
 
@@ -64,7 +65,9 @@ def _applier(*, overflow: bool) -> Applier:
         config=ApplyConfig(
             tombstone_ttl_seconds=config.tombstone_ttl_days * 86_400, parallelism=config.apply_parallelism
         ),
-        overflow=SqsOverflow(config.overflow_queue_url) if overflow and config.overflow_queue_url else None,
+        overflow=OverflowLane(SqsOverflow(config.overflow_queue_url))
+        if overflow and config.overflow_queue_url
+        else None,
     )
 
 

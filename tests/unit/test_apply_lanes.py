@@ -11,7 +11,7 @@ import pytest
 
 from shared import records, schema
 from shared.apply import Applier, ApplyConfig, Status, StoreThrottledError
-from shared.overflow import HotDirectories, OverflowMessage
+from shared.overflow import HotDirectories, OverflowLane, OverflowMessage
 from shared.records import ItemKey, Record, StoredVersion
 from tests.support import dsync_events as ev
 from tests.support.fake_store import FakeDeadLetters, FakeDirectoryStore, FakeWorkQueue
@@ -68,8 +68,7 @@ def applier(
         dead_letters=FakeDeadLetters(),
         config=ApplyConfig(),
         clock=lambda: NOW,
-        overflow=overflow,
-        hot=HotDirectories(clock=lambda: NOW),
+        overflow=OverflowLane(overflow, HotDirectories(clock=lambda: NOW)) if overflow else None,
     )
 
 
