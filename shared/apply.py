@@ -338,7 +338,8 @@ class Applier:
         deadline = time.monotonic() + remaining_seconds() - self.config.safety_margin_seconds
         with ThreadPoolExecutor(max_workers=self.config.parallelism) as pool:
             # Progress (for `dsync status`) is written beside the batch's own writes, not after them: no extra wait.
-            progress = [pool.submit(self._write, record) for record in self._progress(plans, stored, batch)]
+            at_ms = int(self.clock() * 1000)
+            progress = [pool.submit(self._write, r) for r in progress_records(plans, stored, batch, at_ms=at_ms)]
             written = self._write_all(batch, outcomes, pool)
             self._submit_jobs(batch, written, outcomes)
             self._run_cascades(batch, outcomes, pool, deadline)
@@ -396,26 +397,6 @@ class Applier:
             pk = schema.directory_pk(directory_id)
             waiting = [outcomes[m] for key in written if key.pk == pk for m in batch.writers.get(key, [])]
             self._submit(JobKind.PURGE, directory_id, waiting)
-
-    def _progress(
-        self, plans: Sequence[EventPlan], stored: Mapping[ItemKey, StoredVersion], batch: BatchPlan
-    ) -> list[Record]:
-        """Per directory, the newest event of the batch, if newer than the stored progress and the directory is not
-        being purged (nothing new may appear in a deleted directory's partition)."""
-        newest: dict[str, DsyncEvent] = {}
-        for plan in plans:
-            current = newest.get(plan.event.directory_id)
-            if current is None or plan.event.created_at > current.created_at:
-                newest[plan.event.directory_id] = plan.event
-        at_ms = int(self.clock() * 1000)
-        return [
-            records.applied_record(
-                directory_id, event_id=event.id, event_type=event.type, created_at=event.created_at, at_ms=at_ms
-            )
-            for directory_id, event in newest.items()
-            if _newer_than(stored.get(records.applied_key(directory_id)), event.created_at)
-            and not _directory_gone(directory_id, stored, batch)
-        ]
 
     def _plan_all(self, messages: Sequence[InboundMessage]) -> tuple[dict[str, MessageOutcome], list[EventPlan]]:
         outcomes: dict[str, MessageOutcome] = {}
@@ -532,6 +513,26 @@ class Applier:
             return 0, "out of time before cascade; redelivery will finish it"
         expires_at = int(self.clock()) + self.config.tombstone_ttl_seconds
         return end_memberships(self.store, cascade, expires_at=expires_at, pool=pool)
+
+
+def progress_records(
+    plans: Sequence[EventPlan], stored: Mapping[ItemKey, StoredVersion], batch: BatchPlan, *, at_ms: int
+) -> list[Record]:
+    """Per directory, the newest event of the batch (for `dsync status`), if newer than the stored progress and the
+    directory is not being purged (nothing new may appear in a deleted directory's partition)."""
+    newest: dict[str, DsyncEvent] = {}
+    for plan in plans:
+        current = newest.get(plan.event.directory_id)
+        if current is None or plan.event.created_at > current.created_at:
+            newest[plan.event.directory_id] = plan.event
+    return [
+        records.applied_record(
+            directory_id, event_id=event.id, event_type=event.type, created_at=event.created_at, at_ms=at_ms
+        )
+        for directory_id, event in newest.items()
+        if _newer_than(stored.get(records.applied_key(directory_id)), event.created_at)
+        and not _directory_gone(directory_id, stored, batch)
+    ]
 
 
 def write_record(store: DirectoryStore, record: Record) -> tuple[WriteResult, str | None]:
