@@ -270,7 +270,7 @@ def _local_commands(commands: Any) -> None:
     local.set_defaults(func=cmd_local)
 
     demo = commands.add_parser("demo", help="play a directory's life through the local stack and check the result")
-    demo.add_argument("--users", type=int, default=300)
+    demo.add_argument("--users", type=int, default=250)
     demo.add_argument("--groups", type=int, default=16)
     demo.add_argument("--seed", type=int, default=2026)
     demo.add_argument("--quiet", action="store_true", help="no progress bars")

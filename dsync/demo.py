@@ -48,7 +48,7 @@ DEMO_SECRET = "whsec_local_demo_only"
 
 @dataclass(frozen=True)
 class DemoOptions:
-    users: int = 300
+    users: int = 250
     groups: int = 16
     seed: int = 2026
     quiet: bool = False
