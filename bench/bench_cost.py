@@ -38,12 +38,11 @@ import boto3
 from moto import mock_aws
 
 from dsync.fake_workos import DirectoryModel, populate
-from dsync.local.lambda_events import LocalContext, api_gateway_event, sqs_event, stream_event
+from dsync.local.lambda_events import LocalContext, api_gateway_event, read_stream, sqs_event, stream_event
 from dsync.local.provision import provision
 from shared.resources import APPLY_FUNCTION, INGEST_FUNCTION, PUBLISH_FUNCTION
 from shared.signature import signature_header
 from simulator.calibration import wcu
-from tests.support.streams import read_stream
 
 SECRET = "whsec_bench_cost"
 ROUND_TRIP_MS = 8.0

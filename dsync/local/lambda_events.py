@@ -9,6 +9,9 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
+import boto3
+from botocore.config import Config
+
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -114,3 +117,30 @@ def stream_event(records: Iterable[Mapping[str, Any]], *, stream_arn: str) -> di
             dynamodb["ApproximateCreationDateTime"] = created.timestamp()
         converted.append({**record, "dynamodb": dynamodb, "eventSourceARN": stream_arn})
     return {"Records": converted}
+
+
+def read_stream(stream_arn: str, *, region: str | None = None, endpoint_url: str | None = None) -> list[dict[str, Any]]:
+    """Every record of a table's stream from the trim horizon, as `GetRecords` returns them (for tests and
+    benchmarks; the local stack's `StreamPoller` follows the stream as it grows).
+
+    The account-id endpoint is turned off: botocore derives `<account>.streams-ddb.<region>.amazonaws.com` from the
+    stream ARN, a host moto does not intercept.
+    """
+    client = boto3.client(
+        "dynamodbstreams",
+        region_name=region,
+        endpoint_url=endpoint_url,
+        config=Config(account_id_endpoint_mode="disabled"),
+    )
+    collected: list[dict[str, Any]] = []
+    for shard in client.describe_stream(StreamArn=stream_arn)["StreamDescription"].get("Shards", []):
+        iterator = client.get_shard_iterator(
+            StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        ).get("ShardIterator")
+        while iterator:
+            page = client.get_records(ShardIterator=iterator)
+            if not page["Records"]:
+                break
+            collected.extend(dict(record) for record in page["Records"])
+            iterator = page.get("NextShardIterator")
+    return collected

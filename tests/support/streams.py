@@ -12,10 +12,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import boto3
 from boto3.dynamodb.types import TypeSerializer
-from botocore.config import Config
 
+from dsync.local import lambda_events
 from shared import records, schema
 from shared.events import Directory, DirectoryGroup, DirectoryUser
 from tests.support import dsync_events as ev
@@ -178,21 +177,5 @@ def _at(seconds: float) -> datetime:
 
 
 def read_stream(stream_arn: str) -> list[dict[str, Any]]:
-    """Every record of a table's stream (moto or AWS) from the trim horizon, in the Lambda event shape.
-
-    The account-id endpoint is turned off: botocore derives `<account>.streams-ddb.<region>.amazonaws.com` from the
-    stream ARN, a host moto does not intercept.
-    """
-    client = boto3.client("dynamodbstreams", config=Config(account_id_endpoint_mode="disabled"))
-    collected: list[dict[str, Any]] = []
-    for shard in client.describe_stream(StreamArn=stream_arn)["StreamDescription"].get("Shards", []):
-        iterator = client.get_shard_iterator(
-            StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        ).get("ShardIterator")
-        while iterator:
-            page = client.get_records(ShardIterator=iterator)
-            if not page["Records"]:
-                break
-            collected.extend(from_streams_api(dict(record), stream_arn=stream_arn) for record in page["Records"])
-            iterator = page.get("NextShardIterator")
-    return collected
+    """Every record of a table's stream (moto or AWS) from the trim horizon, in the Lambda event shape."""
+    return [from_streams_api(record, stream_arn=stream_arn) for record in lambda_events.read_stream(stream_arn)]
