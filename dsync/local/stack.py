@@ -117,28 +117,25 @@ class LocalStack:
         self._gateway = LocalGateway(self.options.host, self.options.port, ingest=handlers["ingest"])
         self._gateway.start()
         sqs = boto3.client("sqs", region_name=REGION, endpoint_url=self.aws_endpoint)
+        # The apply function drains two queues, as the stack's two mappings: the events and the overflow lane.
+        apply_queues = (
+            ("apply", self.resources.event_queue_url, self.options.apply_workers),
+            ("overflow", self.resources.overflow_queue_url, 1),
+        )
         self._loops = [
-            SqsPoller(
-                name="apply",
-                sqs=sqs,
-                queue_url=self.resources.event_queue_url,
-                region=REGION,
-                handler=handlers["apply"],
-                function=APPLY_FUNCTION,
-                batch_size=EVENT_BATCH_SIZE,
-                retry_visibility_seconds=LOCAL_RETRY_SECONDS,
-                workers=self.options.apply_workers,
-            ),
-            SqsPoller(  # the same function on its second queue, as the stack's second mapping
-                name="overflow",
-                sqs=sqs,
-                queue_url=self.resources.overflow_queue_url,
-                region=REGION,
-                handler=handlers["apply"],
-                function=APPLY_FUNCTION,
-                batch_size=EVENT_BATCH_SIZE,
-                retry_visibility_seconds=LOCAL_RETRY_SECONDS,
-                workers=1,
+            *(
+                SqsPoller(
+                    name=name,
+                    sqs=sqs,
+                    queue_url=url,
+                    region=REGION,
+                    handler=handlers["apply"],
+                    function=APPLY_FUNCTION,
+                    batch_size=EVENT_BATCH_SIZE,
+                    retry_visibility_seconds=LOCAL_RETRY_SECONDS,
+                    workers=workers,
+                )
+                for name, url, workers in apply_queues
             ),
             SqsPoller(
                 name="work",
