@@ -58,7 +58,7 @@ class HotDirectories:
         if until is None:
             return False
         if until <= self.clock():
-            del self._until[directory_id]
+            self._until.pop(directory_id, None)  # applier threads share one instance locally
             return False
         return True
 
