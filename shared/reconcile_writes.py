@@ -7,6 +7,7 @@ deletion is only ever made after WorkOS confirms it with a 404.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -32,12 +33,19 @@ class RepairWriter:
         self._ttl = tombstone_ttl_seconds
         self.pool = pool
         self._cache: dict[str, dict[str, StoredVersion]] = {}
+        # Writes run on the pool while the run loads the next kind's versions (pages are pipelined): one lock for
+        # the cache's shape and its updates, or a writer iterating it meets a new kind mid-iteration.
+        self._lock = threading.Lock()
 
     def versions(self, prefix: str) -> dict[str, StoredVersion]:
         """Stored versions of the directory's users (`schema.USER_PREFIX`) or groups, by id."""
-        if prefix not in self._cache:
-            self._cache[prefix] = self._table.entity_versions(self.directory_id, prefix)
-        return self._cache[prefix]
+        with self._lock:
+            cached = self._cache.get(prefix)
+        if cached is None:
+            loaded = self._table.entity_versions(self.directory_id, prefix)
+            with self._lock:
+                cached = self._cache.setdefault(prefix, loaded)
+        return cached
 
     def live_group_memberships(self, group_id: str) -> list[tuple[str, str]]:
         return self._table.live_group_memberships(self.directory_id, group_id)
@@ -51,9 +59,11 @@ class RepairWriter:
         if result in (WriteResult.TRANSIENT, WriteResult.PERMANENT):
             raise RuntimeError(f"write of {record.key.sk} failed: {detail}")
         written = result is WriteResult.WRITTEN
-        for prefix, cache in self._cache.items():
-            if written and record.key.sk.startswith(prefix):
-                cache[record.key.sk.removeprefix(prefix)] = StoredVersion(record.vkey, record.deleted)
+        if written:
+            with self._lock:
+                for prefix, cache in self._cache.items():
+                    if record.key.sk.startswith(prefix):
+                        cache[record.key.sk.removeprefix(prefix)] = StoredVersion(record.vkey, record.deleted)
         return written
 
     def write_many(self, batch: list[Record]) -> list[bool]:
