@@ -29,7 +29,3 @@ class Simulation:
             when, _, action = heapq.heappop(heap)
             self.now = when
             action()
-
-    @property
-    def pending(self) -> int:
-        return len(self._heap)

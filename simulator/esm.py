@@ -29,7 +29,6 @@ class EventSourceMapping:
     now: Callable[[], float]
     running: int = 0
     peak: int = 0
-    invocations: int = 0
     _allowed: float = INITIAL_POLLERS
     _last_growth: float = field(default=0.0)
 
@@ -41,7 +40,6 @@ class EventSourceMapping:
             if not batch:
                 return
             self.running += 1
-            self.invocations += 1
             self.peak = max(self.peak, self.running)
             self.invoke(batch, self._finished)
 

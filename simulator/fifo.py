@@ -111,10 +111,6 @@ class FifoQueue:
             self.on_available()
         return message
 
-    @property
-    def active_groups(self) -> int:
-        return len(self._groups)
-
     def receive(self, limit: int = MAX_BATCH) -> list[Message]:
         """Up to `limit` (≤ 10) messages: as many as possible from the first available group, then the next ones."""
         limit = min(limit, MAX_BATCH)

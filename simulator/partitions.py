@@ -43,7 +43,6 @@ class PartitionCeiling:
     wcu_per_second: float = WCU_PER_SECOND
     burst_seconds: float = 1.0
     throttled: int = 0
-    written_wcu: float = 0.0
     _line: dict[str, float] = field(default_factory=dict)  # partition key -> when its line is next free
 
     def _admitted_from(self, key: str, now: float) -> float:
@@ -63,12 +62,10 @@ class PartitionCeiling:
             when += delay
         self._line[key] = max(self._line.get(key, 0.0), free_at) + wcu / self.wcu_per_second
         self.throttled += throttled
-        self.written_wcu += wcu
         return WriteResult(when, throttled)
 
     def wait_for(self, key: str, wcu: float, now: float) -> float:
         """A patient writer (client-side rate limiting: botocore's adaptive mode): when `wcu` is served, unthrottled."""
         free_at = self._admitted_from(key, now)
         self._line[key] = max(self._line.get(key, 0.0), free_at) + wcu / self.wcu_per_second
-        self.written_wcu += wcu
         return free_at

@@ -72,7 +72,6 @@ class Figures:
     peak_overflow_backlog: int = 0
     peak_concurrency: int = 0
     throttled_requests: int = 0
-    retried_batches: int = 0
     rejected_deliveries: int = 0  # answered 429 by the API's throttle, retried by WorkOS
 
     def small_percentile(self, q: float) -> float:
@@ -145,7 +144,6 @@ class Pipeline:
         self._api_tokens -= 1.0
         self.figures.delivered += 1
         self.main.send(self._group(event), event, sent_at=event.sent_at)
-        self.figures.peak_main_backlog = max(self.figures.peak_main_backlog, self.main.stored)
 
     def _group(self, event: Event) -> str:
         if self.design.lanes_per_directory <= 1:
@@ -169,7 +167,6 @@ class Pipeline:
         finish = now + INVOCATION_OVERHEAD_SECONDS + (0.0 if hot else ROUND_TRIP_SECONDS)
         applied: list[Message] = []
         moved: list[Message] = []
-        failed: list[Message] = []
         for directory_id, messages in by_directory.items():
             wcu = sum(self.calibration.cost(m.payload.event_type).wcu_per_event for m in messages)
             start = finish
@@ -183,8 +180,7 @@ class Pipeline:
                     if main and self.design.overflow:
                         self._hot[directory_id] = start + HOT_PARTITION_SECONDS
                         moved.extend(messages)
-                    else:
-                        failed.extend(messages)
+                    # else: left in flight, visible again after the visibility timeout (or dead-lettered)
                     continue
                 finish = max(finish, result.done_at + compute - ROUND_TRIP_SECONDS)
             else:  # the overflow applier writes at the partition's pace (client-side rate limiting)
@@ -193,8 +189,6 @@ class Pipeline:
             applied.extend(messages)
         if moved:
             finish += SQS_SEND_SECONDS
-        if failed:
-            self.figures.retried_batches += 1
         self.sim.at(finish, lambda: self._finish(applied, moved, done, main=main))
 
     def _finish(self, applied: list[Message], moved: list[Message], done: Callable[[], None], *, main: bool) -> None:
@@ -212,7 +206,6 @@ class Pipeline:
             queue.delete(message)
             self.overflow.send(message.group, message.payload, sent_at=message.sent_at)
             self.figures.overflowed += 1
-        self.figures.peak_overflow_backlog = max(self.figures.peak_overflow_backlog, self.overflow.stored)
         done()
 
     def run(self) -> Figures:
@@ -222,6 +215,8 @@ class Pipeline:
             self.figures.peak_concurrency, self.main_mapping.peak + self.overflow_mapping.peak
         )
         self.figures.dead_lettered = len(self.main.dead_lettered) + len(self.overflow.dead_lettered)
+        self.figures.peak_main_backlog = self.main.peak_stored
+        self.figures.peak_overflow_backlog = self.overflow.peak_stored
         return self.figures
 
 
