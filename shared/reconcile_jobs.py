@@ -74,10 +74,11 @@ class WavePlanner:
         self._health = health
         self._budget_seconds = budget_seconds  # None: every directory, every wave
 
-    def plan_wave(self, reason: str) -> Wave:
+    def plan_wave(self, reason: str, *, budgeted: bool = True) -> Wave:
+        """Queue the wave's jobs: within the budget if there is one and `budgeted`, else every directory."""
         wave = discover(self._api, self._table, health=self._health)
         chosen, deferred = wave.directory_ids, 0
-        if self._budget_seconds is not None:
+        if budgeted and self._budget_seconds is not None:
             selection = wave_budget.select(self._candidates(wave), self._budget_seconds)
             chosen, deferred = sorted(c.directory_id for c in selection.chosen), len(selection.deferred)
         for directory_id in chosen:
@@ -86,10 +87,7 @@ class WavePlanner:
 
     def plan(self, reason: str) -> list[str]:
         """Every directory (the tail's request after WorkOS refused its cursor: nothing may be left out)."""
-        wave = discover(self._api, self._table, health=self._health)
-        for directory_id in wave.directory_ids:
-            self._work_queue.submit(job_message(directory_id, reason))
-        return wave.directory_ids
+        return self.plan_wave(reason, budgeted=False).directory_ids
 
     def _candidates(self, wave: Wave) -> list[wave_budget.Candidate]:
         """Each directory's last finished run (one batched read) and, from the wave's health listing, WorkOS's
