@@ -126,6 +126,7 @@ def run(batch: int, users: int) -> dict[str, Any]:
             cached.cache_clear()  # clients of an earlier run hold that run's meter
         publish.dependencies.cache_clear()
         publish.guard_reader.cache_clear()
+        publish.settings.cache_clear()
 
         events = workload(users, random.Random(4))
         sqs = boto3.client("sqs", region_name="us-east-1")

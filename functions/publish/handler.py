@@ -49,17 +49,22 @@ class RecordNotPublishedError(Exception):
 
 
 @lru_cache(maxsize=1)
+def settings() -> PublishSettings:
+    return PublishSettings()  # fields come from the environment
+
+
+@lru_cache(maxsize=1)
 def guard_reader() -> VersionReader | None:
     """The table, for `shared.change_guard`; None when no table is configured (the guard is then off)."""
-    settings = PublishSettings()
-    return DirectoryTable(settings.table_name) if settings.table_name else None
+    table_name = settings().table_name
+    return DirectoryTable(table_name) if table_name else None
 
 
 @lru_cache(maxsize=1)
 def dependencies() -> ChangePublisher:
     """Built on the first invocation, so importing needs no environment and makes no AWS call."""
-    settings = PublishSettings()  # fields come from the environment
-    return ChangeBusPublisher(settings.change_bus_name, settings.change_event_source)
+    config = settings()
+    return ChangeBusPublisher(config.change_bus_name, config.change_event_source)
 
 
 @dataclass

@@ -27,9 +27,11 @@ pytestmark = pytest.mark.integration
 def fresh_dependencies() -> Iterator[None]:
     publish.dependencies.cache_clear()
     publish.guard_reader.cache_clear()
+    publish.settings.cache_clear()
     yield
     publish.dependencies.cache_clear()
     publish.guard_reader.cache_clear()
+    publish.settings.cache_clear()
 
 
 @pytest.fixture

@@ -317,6 +317,7 @@ def test_dependencies_come_from_the_environment_without_aws_calls(monkeypatch: p
     monkeypatch.setenv("CHANGE_BUS_NAME", "bus-from-env")
     monkeypatch.delenv("CHANGE_EVENT_SOURCE", raising=False)
     publish.dependencies.cache_clear()
+    publish.settings.cache_clear()
     try:
         publisher = publish.dependencies()
         assert isinstance(publisher, ChangeBusPublisher)
@@ -324,3 +325,4 @@ def test_dependencies_come_from_the_environment_without_aws_calls(monkeypatch: p
         assert publisher._client is None
     finally:
         publish.dependencies.cache_clear()
+        publish.settings.cache_clear()
