@@ -46,27 +46,28 @@ def settings() -> ApplySettings:
 def dependencies() -> Applier:
     """The events queue's applier. Built on the first invocation, so importing needs no environment and makes no
     AWS call."""
-    return _applier(overflow=True)
+    return _applier(events_lane=True)
 
 
 @lru_cache(maxsize=1)
 def overflow_dependencies() -> Applier:
     """The overflow queue's applier: patient with a throttled partition, and with nowhere further to move to."""
-    return _applier(overflow=False)
+    return _applier(events_lane=False)
 
 
-def _applier(*, overflow: bool) -> Applier:
+def _applier(*, events_lane: bool) -> Applier:
     config = settings()
-    attempts = EVENT_LANE_DYNAMODB_ATTEMPTS if overflow else OVERFLOW_LANE_DYNAMODB_ATTEMPTS
+    attempts = EVENT_LANE_DYNAMODB_ATTEMPTS if events_lane else OVERFLOW_LANE_DYNAMODB_ATTEMPTS
+    client = dynamodb_client(max_attempts=attempts, adaptive=not events_lane)
     return Applier(
-        store=DirectoryTable(config.table_name, client=dynamodb_client(max_attempts=attempts, adaptive=not overflow)),
+        store=DirectoryTable(config.table_name, client=client),
         work_queue=SqsWorkQueue(config.work_queue_url),
         dead_letters=SqsDeadLetterForwarder(config.dead_letter_queue_url),
         config=ApplyConfig(
             tombstone_ttl_seconds=config.tombstone_ttl_days * 86_400, parallelism=config.apply_parallelism
         ),
         overflow=OverflowLane(SqsOverflow(config.overflow_queue_url))
-        if overflow and config.overflow_queue_url
+        if events_lane and config.overflow_queue_url
         else None,
     )
 
