@@ -259,8 +259,12 @@ class DirectoryTable:
         return [(item["group_id"], item["user_id"]) for item in items if not item.get(schema.DELETED_ATTRIBUTE)]
 
     def list_directory_ids(self) -> list[str]:
+        return sorted(directory_id for directory_id, _ in self.live_directories())
+
+    def live_directories(self) -> list[tuple[str, str | None]]:
+        """(id, organization id) of every live directory (the sparse `directories` index holds no tombstones)."""
         items = self.query_index(schema.DIRECTORIES_INDEX, schema.DIRECTORY_INDEX_VALUE)
-        return sorted(str(item["id"]) for item in items)
+        return sorted((str(item["id"]), item.get("organization_id")) for item in items)
 
     # --- Generic writes (leases, checkpoints, purge) ----------------------------------------------------------------
 
