@@ -49,9 +49,11 @@ from dsync.fake_workos.model import DirectoryModel, JsonDict, parse_timestamp
 if TYPE_CHECKING:
     from workos import WorkOSClient
 
-__all__ = ["FakeWorkOS", "RateLimitBody", "RequestRecord"]
+__all__ = ["FakeWorkOS", "RateLimitBody", "RateLimitShape", "RequestRecord"]
 
 RateLimitBody = Literal["json_string", "text"]
+#: How the per-directory limit is enforced (WorkOS does not document it): see `_TokenBucket` and `_SlidingWindow`.
+RateLimitShape = Literal["token_bucket", "sliding_window"]
 
 _DEFAULT_LIMIT: Final = 10
 _MAX_LIMIT: Final = 100
@@ -107,7 +109,12 @@ def _invalid(field_name: str, message: str) -> _HttpError:
 
 
 class _TokenBucket:
-    """Per-key token buckets: ``rate`` tokens/s, burst ``max(1, rate)``."""
+    """Per-key token buckets: ``rate`` tokens/s, burst ``max(1, rate)``.
+
+    The kind shape: WorkOS documents "4 requests per second per directory" on ``/directory_users`` (docs
+    reference/rate-limits; ../shared/docs/workos-facts.md section 4.1) but not the algorithm, and a bucket holding a
+    second's worth of tokens forgives a client whose requests arrive a few milliseconds early.
+    """
 
     def __init__(self, rate: float, clock: Callable[[], float]) -> None:
         self.rate = rate
@@ -127,6 +134,43 @@ class _TokenBucket:
                 return None
             self._buckets[key] = (tokens, now)
             return (1.0 - tokens) / self.rate
+
+
+class _SlidingWindow:
+    """Per-key strict sliding windows: at most ``limit`` admitted requests in any ``window`` seconds.
+
+    The unkind shape. It models the strictest reading of WorkOS's documented "4 requests per second per directory"
+    on ``/directory_users`` (docs reference/rate-limits; ../shared/docs/workos-facts.md section 4.1 and
+    ../shared/docs/events-api-and-2026-facts.md): WorkOS does not document which algorithm enforces it, and under
+    this one nothing is saved up. A client that sends exactly ``1/rate`` apart is refused whenever network jitter
+    makes its request arrive a millisecond before the one ``limit`` requests earlier has left the window, which is
+    what the issue's 16.7% of 429s were. For ``rate`` >= 1 the window is 1 s and ``limit`` is ``floor(rate)``
+    (4 rps: at most 4 in any second); a slower rate gets a ``1/rate`` s window holding one request. Only admitted
+    requests count; a refusal says how long until the oldest admitted one leaves the window (the caller rounds
+    that up to whole seconds, as the real ``Retry-After`` header is).
+    """
+
+    def __init__(self, rate: float, clock: Callable[[], float]) -> None:
+        self.rate = rate
+        self.window = max(1.0, 1.0 / rate)
+        self.limit = max(1, math.floor(rate * self.window + 1e-9))
+        self._clock = clock
+        self._admitted: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> float | None:
+        """Admit (None) if fewer than ``limit`` requests were admitted in the last ``window`` seconds, else return
+        the seconds until the oldest of them leaves it. A request admitted at t counts in (t - window, t]: it has
+        left the window at exactly t + window."""
+        with self._lock:
+            now = self._clock()
+            admitted = self._admitted.setdefault(key, deque())
+            while admitted and admitted[0] <= now - self.window:
+                admitted.popleft()
+            if len(admitted) < self.limit:
+                admitted.append(now)
+                return None
+            return admitted[0] + self.window - now
 
 
 @dataclass(slots=True)
@@ -219,6 +263,7 @@ class FakeWorkOS:
         rate_limit_per_second: float | None = None,
         rate_limit_body: RateLimitBody = "json_string",
         rate_limit_clock: Callable[[], float] = time.monotonic,
+        rate_limit_shape: RateLimitShape = "token_bucket",
         events_hold_back_seconds: float = 3.0,
         event_retention_days: float = 30.0,
         events_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -230,8 +275,9 @@ class FakeWorkOS:
         self._host = host
         self._port = port
         self._rate_limit_clock = rate_limit_clock
-        self._limiter: _TokenBucket | None = None
-        self.set_rate_limit(rate_limit_per_second)
+        self._limiter: _TokenBucket | _SlidingWindow | None = None
+        self._rate_limit_shape: RateLimitShape = "token_bucket"
+        self.set_rate_limit(rate_limit_per_second, shape=rate_limit_shape)
         self.rate_limit_body: RateLimitBody = rate_limit_body
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -312,11 +358,24 @@ class FakeWorkOS:
 
     # ------------------------------------------------------------------ knobs and observability
 
-    def set_rate_limit(self, per_second: float | None) -> None:
-        """(Re)configure the ``/directory_users`` limiter; None disables it. Resets all buckets."""
-        if per_second is not None and per_second <= 0:
+    def set_rate_limit(self, per_second: float | None, *, shape: RateLimitShape | None = None) -> None:
+        """(Re)configure the ``/directory_users`` limiter; None disables it. Resets all buckets.
+
+        ``shape`` (default: keep the current one, initially ``token_bucket``) picks the algorithm: ``token_bucket``
+        (burst of one second's worth) or ``sliding_window`` (at most ``per_second`` in any one-second window).
+        """
+        if per_second is not None and not per_second > 0:
             raise ValueError("rate_limit_per_second must be positive or None")
-        self._limiter = None if per_second is None else _TokenBucket(per_second, self._rate_limit_clock)
+        if shape is not None and shape not in ("token_bucket", "sliding_window"):
+            raise ValueError(f"rate_limit_shape must be 'token_bucket' or 'sliding_window', got {shape!r}")
+        self._rate_limit_shape = shape or self._rate_limit_shape
+        limiter = _SlidingWindow if self._rate_limit_shape == "sliding_window" else _TokenBucket
+        self._limiter = None if per_second is None else limiter(per_second, self._rate_limit_clock)
+
+    @property
+    def rate_limit_shape(self) -> RateLimitShape:
+        """The algorithm of the ``/directory_users`` limiter (see `set_rate_limit`)."""
+        return self._rate_limit_shape
 
     def fail_next(self, n: int, status: int = 500, *, path: str | None = None) -> None:
         """Answer the next ``n`` requests (optionally only those whose path starts with ``path``)

@@ -340,6 +340,99 @@ def test_retry_after_is_the_time_until_a_token_frees() -> None:
         assert headers["content-type"].startswith("text/plain")
 
 
+def handled(fake: FakeWorkOS, path: str) -> tuple[int, str | None]:
+    """Status and Retry-After of one GET answered by `FakeWorkOS.handle()` (no socket: the limiter's clock is exact)."""
+    response = fake.handle("GET", path, {"Authorization": f"Bearer {fake.api_key}"})
+    return response.status, response.headers.get("Retry-After")
+
+
+def test_sliding_window_admits_at_most_n_in_any_one_second_window_and_saves_nothing_up() -> None:
+    clock = FakeMonotonic()
+    model = DirectoryModel(seed=1)
+    fake = FakeWorkOS(model, rate_limit_per_second=4, rate_limit_clock=clock, rate_limit_shape="sliding_window")
+    assert fake.rate_limit_shape == "sliding_window"
+    dir_a, dir_b = model.create_directory()["id"], model.create_directory()["id"]
+    users_a = f"/directory_users?directory={dir_a}"
+
+    def at(moment: float, path: str = users_a) -> int:
+        clock.now = 1000.0 + moment
+        return handled(fake, path)[0]
+
+    # 4 admitted at 0.0, 0.1, 0.2, 0.3; the 5th in the same second is refused, as is every later one until 0.0
+    # leaves the window at exactly 1.0 (a request admitted at t counts in (t - 1, t]).
+    assert [at(t) for t in (0.0, 0.1, 0.2, 0.3, 0.4, 0.999)] == [200] * 4 + [429] * 2
+    assert at(0.5, f"/directory_users?directory={dir_b}") == 200  # per directory
+    assert at(1.0) == 200
+    # The refusals did not count: 0.1 leaves at 1.1, so 1.1 is admitted although 0.4 and 0.999 were tried.
+    assert [at(t) for t in (1.05, 1.1)] == [429, 200]
+    # Unlike the token bucket (burst 4, then a token every 0.25 s), nothing refills before the window has moved on:
+    # 4 at once after an idle, then nothing until the first of them leaves.
+    assert [at(10.0 + i * 0.01) for i in range(4)] + [at(10.3), at(10.99), at(11.0)] == [200] * 4 + [429] * 2 + [200]
+    # Exactly 1/rate apart is admitted only while every arrival is on time: one 1 ms early and it is a 429.
+    assert [at(20.0 + i * 0.25) for i in range(8)] == [200] * 8
+    assert at(22.0 - 0.001) == 429
+
+
+def test_sliding_window_never_exceeds_n_per_window_and_refuses_only_when_full() -> None:
+    clock = FakeMonotonic()
+    model = DirectoryModel(seed=1)
+    fake = FakeWorkOS(model, rate_limit_per_second=4, rate_limit_clock=clock, rate_limit_shape="sliding_window")
+    directory = model.create_directory()["id"]
+    rng = random.Random(5)
+    admitted: list[float] = []
+    for _ in range(2_000):  # arrivals averaging 6/s, jittered
+        clock.now += rng.expovariate(6.0)
+        status, _ = handled(fake, f"/directory_users?directory={directory}")
+        in_window = [t for t in admitted if t > clock.now - 1.0]
+        if status == 200:
+            assert len(in_window) < 4
+            admitted.append(clock.now)
+        else:
+            assert status == 429 and len(in_window) == 4
+    assert 0 < fake.rate_limited_total < 2_000
+
+
+@pytest.mark.parametrize(
+    ("rate", "arrivals", "retry_after"),
+    [
+        (4, [0.0, 0.1, 0.2, 0.3, 0.4], "1"),  # the oldest leaves in 0.6 s: rounded up to whole seconds
+        (4, [0.0, 0.1, 0.2, 0.3, 0.999], "1"),  # 1 ms to go is still "1", never "0"
+        (0.2, [0.0, 1.5], "4"),  # 1 request per 5 s window: 3.5 s to go
+        (0.4, [0.0, 0.5], "2"),  # 1 request per 2.5 s window: 2.0 s to go
+    ],
+)
+def test_sliding_window_retry_after_is_when_the_oldest_admitted_request_leaves(
+    rate: float, arrivals: list[float], retry_after: str
+) -> None:
+    clock = FakeMonotonic()
+    model = DirectoryModel(seed=1)
+    fake = FakeWorkOS(model, rate_limit_per_second=rate, rate_limit_clock=clock, rate_limit_shape="sliding_window")
+    directory = model.create_directory()["id"]
+    answers = []
+    for moment in arrivals:
+        clock.now = 1000.0 + moment
+        answers.append(handled(fake, f"/directory_users?directory={directory}"))
+    assert answers == [(200, None)] * (len(arrivals) - 1) + [(429, retry_after)]
+
+
+def test_rate_limit_shape_is_kept_across_reconfiguration_and_validated() -> None:
+    clock = FakeMonotonic()
+    model = DirectoryModel(seed=1)
+    fake = FakeWorkOS(model, rate_limit_clock=clock, rate_limit_shape="sliding_window")
+    directory = model.create_directory()["id"]
+    fake.set_rate_limit(2)  # keeps the sliding window: 2 in any second, nothing saved up
+    assert [handled(fake, f"/directory_users?directory={directory}")[0] for _ in range(3)] == [200, 200, 429]
+    fake.set_rate_limit(2, shape="token_bucket")
+    clock.now += 1.0
+    assert fake.rate_limit_shape == "token_bucket"
+    assert [handled(fake, f"/directory_users?directory={directory}")[0] for _ in range(3)] == [200, 200, 429]
+    assert FakeWorkOS(model).rate_limit_shape == "token_bucket"  # the default is unchanged
+    with pytest.raises(ValueError, match="rate_limit_shape"):
+        fake.set_rate_limit(4, shape="leaky")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="rate_limit_shape"):
+        FakeWorkOS(model, rate_limit_shape="fixed_window")  # type: ignore[arg-type]
+
+
 def test_rate_limiter_admits_about_rate_per_second_in_real_time() -> None:
     model = DirectoryModel(seed=1)
     with FakeWorkOS(model, rate_limit_per_second=20) as fake:
