@@ -101,11 +101,15 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         base_url=args.workos_base_url,
         parallelism=args.parallelism,
         requests_per_second=args.requests_per_second,
+        confirm_deletions=args.confirm_deletions,
     )
     _print_json(report)
     if not report["ok"]:
-        failed = [d for d in report["directories"] if d["status"] == "failed"]
-        raise CommandError(f"reconcile failed for {len(failed)} directory(ies): {failed[0]['error']}")
+        stopped = [d for d in report["directories"] if d["status"] in ("failed", "refused", "held")]
+        first = stopped[0]
+        raise CommandError(
+            f"reconcile {first['status']} for {len(stopped)} directory(ies); {first['directory_id']}: {first['error']}"
+        )
     return 0
 
 
@@ -217,6 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=4.0,
         help="per directory; WorkOS allows 4 on /directory_users (default: %(default)s)",
+    )
+    reconcile.add_argument(
+        "--confirm-deletions",
+        action="store_true",
+        help="carry out deletions past the mass-deletion guard (held ones; see docs/runbook.md). Never overrides the "
+        "evidence a deletion needs: a key of another environment still deletes nothing",
     )
     _target_arguments(reconcile)
     reconcile.set_defaults(func=cmd_reconcile)

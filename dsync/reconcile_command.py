@@ -5,12 +5,14 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 from dsync.errors import CommandError
 from dsync.targets import Target
 from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.secrets import parse_api_key
+from shared.deletion_guard import DeletionPolicy
 from shared.directory_health import HealthRecorder, workos_counts
 from shared.reconcile import DirectoryReconciler, ReconcileConfig, RunProgress, RunReport, reconcile_until_complete
 from shared.reconcile_jobs import discover
@@ -94,7 +96,10 @@ def run_reconcile(
     parallelism: int = 4,
     requests_per_second: float = 4.0,
     show_progress: bool | None = None,
+    confirm_deletions: bool = False,
 ) -> dict[str, Any]:
+    """Reconcile every directory (or one) to the end. A key that sees none of the mirror refuses the whole run
+    (`CommandError`, nothing written); deletions past the guard are held unless `confirm_deletions`."""
     from dsync.operations import InlineJobs
     from shared.adapters.workos_api import WorkOSAuthError, WorkOSDirectoryApi, WorkOSError
 
@@ -109,18 +114,27 @@ def run_reconcile(
     where = base_url or "https://api.workos.com"
     progress = ReconcileProgress(api, enabled=sys.stderr.isatty() if show_progress is None else show_progress)
     wave = None
+    policy = DeletionPolicy(confirmed=confirm_deletions)
     try:
         if directory_id:
             directory_ids = [directory_id]
         else:
-            wave = discover(api, table, health=HealthRecorder(table))
+            wave = discover(api, table, health=HealthRecorder(table), deletions=policy)
+            if wave.refused:
+                raise CommandError(f"reconcile refused ({where}): {wave.refused}")
             directory_ids = wave.directory_ids
+        held = set(wave.held) if wave is not None else set()
         # For one directory this reads it first: a bad key or an unreachable API fails fast and clearly.
         progress.expect(expected_items(wave, directory_ids, api))
         reconciler = DirectoryReconciler(
             api=api, table=table, work_queue=jobs, config=ReconcileConfig(), on_progress=progress.update
         )
-        reports = reconcile_until_complete(reconciler, directory_ids, parallelism=parallelism)
+        reports = reconcile_until_complete(
+            reconciler,
+            directory_ids,
+            parallelism=parallelism,
+            deletions=lambda d: replace(policy, hold_directory_deletion=d in held),
+        )
     except WorkOSAuthError as error:
         raise CommandError(f"WorkOS rejected the API key ({where}): {error}") from error
     except WorkOSError as error:
@@ -138,5 +152,8 @@ def run_reconcile(
     report["purged_items"] = jobs.purged
     if wave is not None and wave.health is not None:
         report["health"] = wave.health.as_dict()
+    if wave is not None:
+        report["key"] = wave.view.as_dict() if wave.view is not None else None
+        report["held_directories"] = list(wave.held)
     report["target"] = target.description
     return report

@@ -9,7 +9,10 @@ records and the same conditional write (`put_if_newer`) as the apply Lambda, so:
 - membership repairs are versioned at the run's start minus a clock-skew allowance, so any membership webhook
   created after the run began is newer and wins;
 - a user, group or directory missing from the listing is removed only after a `get` answers 404, and then its
-  tombstone is newer than anything stored (deletion is final in WorkOS).
+  tombstone is newer than anything stored (deletion is final in WorkOS);
+- a directory is deleted only on positive evidence, and mass deletions wait for an operator
+  (`shared.deletion_guard`): a run that would delete without evidence is REFUSED, one over the limits is HELD, and
+  neither writes anything.
 
 Phases: directory → groups → users → memberships (one listing per group) → deletions. A run checkpoints its phase,
 cursor and the ids it has seen in the table, and stops before the time budget runs out; the next invocation resumes
@@ -28,7 +31,9 @@ from typing import Any
 
 from shared import records, schema
 from shared.adapters.dynamodb import DirectoryTable
+from shared.deletion_guard import DeletionPolicy, DeletionRefusedError, DeletionsHeldError
 from shared.events import micros
+from shared.key_check import KeyCheck, KeyView
 from shared.lease import Lease
 from shared.reconcile_checkpoint import LAST_RUN_SK, CheckpointStore, Drift
 from shared.reconcile_phases import (
@@ -51,7 +56,14 @@ class RunStatus(StrEnum):
     CONTINUE = "continue"  # checkpointed before the time budget ran out; a follow-up job resumes it
     BUSY = "busy"  # another run holds the directory's lease
     DELETED = "deleted"  # WorkOS confirmed the directory is gone: cascaded as dsync.deleted
+    UNKNOWN = "unknown"  # neither WorkOS nor the mirror knows the directory: nothing written
+    REFUSED = "refused"  # a deletion without positive evidence (e.g. another environment's key): nothing written
+    HELD = "held"  # more deletions than one run may make on its own: they wait for --confirm-deletions
     FAILED = "failed"
+
+
+#: A run that ended so needs an operator: the run report is not ok, and `dsync reconcile` exits 1.
+NOT_OK = frozenset({RunStatus.FAILED, RunStatus.REFUSED, RunStatus.HELD})
 
 
 @dataclass
@@ -86,6 +98,7 @@ class ReconcileConfig:
     lease_seconds: float = 16 * 60
     # A checkpoint older than this is abandoned and the run starts over (WorkOS has moved on since).
     max_checkpoint_age_seconds: float = 6 * 3600
+    deletions: DeletionPolicy = field(default_factory=DeletionPolicy)
 
     def lease_for(self, remaining_seconds: float) -> float:
         return min(self.lease_seconds, remaining_seconds + 60)
@@ -130,8 +143,13 @@ class DirectoryReconciler:
         self._on_progress = on_progress
 
     def run(
-        self, directory_id: str, *, remaining_seconds: Callable[[], float] = lambda: float("inf")
+        self,
+        directory_id: str,
+        *,
+        remaining_seconds: Callable[[], float] = lambda: float("inf"),
+        deletions: DeletionPolicy | None = None,
     ) -> DirectoryReport:
+        """Run (or resume) the directory's reconcile; `deletions` overrides the config's policy (a job's own)."""
         started = time.monotonic()
         config = self._config
         lease = Lease(self._table, records.ItemKey(schema.directory_pk(directory_id), LEASE_SK), clock=self._clock)
@@ -162,12 +180,28 @@ class DirectoryReconciler:
                 config=config,
                 remaining=remaining_seconds,
                 on_progress=self._on_progress,
+                evidence=KeyCheck(self._api, self._table).view,
+                deletions=deletions or config.deletions,
             )
             try:
                 status = run.execute()
             except _Paused:
                 run.save()
                 status = RunStatus.CONTINUE
+            except (DeletionRefusedError, DeletionsHeldError) as stop:
+                # Nothing deleted; the next run starts over from a fresh listing rather than resume this one.
+                checkpoints.delete()
+                refused = isinstance(stop, DeletionRefusedError)
+                report = DirectoryReport(
+                    directory_id,
+                    RunStatus.REFUSED if refused else RunStatus.HELD,
+                    run.checkpoint.run_id,
+                    run.checkpoint.drift,
+                )
+                report.error = str(stop)
+                report.duration_seconds = time.monotonic() - started
+                checkpoints.record_finished(report.as_dict())
+                return report
             except Exception as error:
                 run.save()  # resume from here rather than restart
                 report = DirectoryReport(directory_id, RunStatus.FAILED, run.checkpoint.run_id, run.checkpoint.drift)
@@ -199,6 +233,8 @@ class _Run:
         lease: Lease,
         config: ReconcileConfig,
         remaining: Callable[[], float],
+        evidence: Callable[[], KeyView],
+        deletions: DeletionPolicy,
         on_progress: Callable[[RunProgress], None] | None = None,
     ) -> None:
         self._on_progress = on_progress
@@ -217,14 +253,17 @@ class _Run:
             seen=seen,
             clock_skew_allowance_seconds=config.clock_skew_allowance_seconds,
             tick=self.tick,
+            evidence=evidence,
+            policy=deletions,
         )
 
     def execute(self) -> RunStatus:
         checkpoint, state = self.checkpoint, self.state
         while (phase := checkpoint.phase) != "done":
             if phase == "directory":
-                if not sync_directory(state):
-                    return RunStatus.DELETED
+                found = sync_directory(state)
+                if found != "live":
+                    return RunStatus.DELETED if found == "deleted" else RunStatus.UNKNOWN
                 checkpoint.advance("groups")
             elif phase in ("groups", "users"):
                 sync_entities(state, phase)
@@ -294,7 +333,8 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
-        return all(report.status is not RunStatus.FAILED for report in self.directories)
+        """False when any directory failed, or refused or held a deletion (an operator must look)."""
+        return all(report.status not in NOT_OK for report in self.directories)
 
     def as_dict(self) -> dict[str, Any]:
         drift = Drift()
@@ -313,14 +353,19 @@ class RunReport:
 
 
 def reconcile_until_complete(
-    reconciler: DirectoryReconciler, directory_ids: list[str], *, parallelism: int
+    reconciler: DirectoryReconciler,
+    directory_ids: list[str],
+    *,
+    parallelism: int,
+    deletions: Callable[[str], DeletionPolicy | None] = lambda _: None,
 ) -> list[DirectoryReport]:
-    """Reconcile directories in parallel (one thread each, WorkOS rate limits are per directory), each to the end."""
+    """Reconcile directories in parallel (one thread each, WorkOS rate limits are per directory), each to the end;
+    `deletions` gives a directory's own policy (the wave's decision), None for the reconciler's."""
 
     def one(directory_id: str) -> DirectoryReport:
         started = time.monotonic()
         while True:  # drift is cumulative across a run's invocations (it lives in the checkpoint)
-            report = reconciler.run(directory_id)
+            report = reconciler.run(directory_id, deletions=deletions(directory_id))
             if report.status is not RunStatus.CONTINUE:
                 report.duration_seconds = time.monotonic() - started
                 return report

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from shared import schema, wave_budget
+from shared import key_check, schema, wave_budget
 from shared.adapters.dynamodb import DirectoryTable
+from shared.deletion_guard import DeletionPolicy
 from shared.directory_health import HealthRecorder, HealthReport
 from shared.purge import PurgeResult, purge_directory
 from shared.reconcile import LAST_RUN_SK, DirectoryApi, DirectoryReconciler, DirectoryReport, RunStatus
@@ -29,13 +30,20 @@ class WorkQueue(Protocol):
     def submit(self, job: Any, *, delay_seconds: int = 0) -> None: ...
 
 
-def job_message(directory_id: str, reason: str) -> dict[str, Any]:
-    return {
+def job_message(
+    directory_id: str, reason: str, *, hold_directory_deletion: bool = False, confirmed_deletions: bool = False
+) -> dict[str, Any]:
+    job: dict[str, Any] = {
         "kind": "reconcile",
         "directory_id": directory_id,
         "reason": reason,
         "requested_at_ms": int(time.time() * 1000),
     }
+    if hold_directory_deletion:
+        job["hold_directory_deletion"] = True  # the wave found too many directories gone (`shared.deletion_guard`)
+    if confirmed_deletions:
+        job["confirmed_deletions"] = True
+    return job
 
 
 @dataclass(frozen=True)
@@ -43,15 +51,41 @@ class Wave:
     directory_ids: list[str]
     health: HealthReport | None
     deferred: int = 0  # directories left for a later wave by the budget (`shared.wave_budget`)
+    view: key_check.KeyView | None = None
+    refused: str | None = None  # why the wave queued nothing (the key sees none of the mirror)
+    held: tuple[str, ...] = ()  # directories gone from WorkOS whose deletion waits for an operator
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "directories": len(self.directory_ids),
+            "deferred": self.deferred,
+            "refused": self.refused,
+            "held": list(self.held),
+            "key": self.view.as_dict() if self.view is not None else None,
+        }
 
 
-def discover(api: DirectoryApi, table: DirectoryTable, *, health: HealthRecorder | None = None) -> Wave:
+def discover(
+    api: DirectoryApi,
+    table: DirectoryTable,
+    *,
+    health: HealthRecorder | None = None,
+    deletions: DeletionPolicy | None = None,
+) -> Wave:
     """Every directory WorkOS has, plus every one the store knows (the latter may be gone from WorkOS); with a
-    `HealthRecorder`, the same listing records each directory's health."""
+    `HealthRecorder`, the same listing records each directory's health.
+
+    A key that sees none of the mirror's directories or organizations (`shared.key_check`) makes a refused wave:
+    no directory, no health record, nothing of the other environment imported. More directories gone than the
+    policy lets one wave delete are `held`: their jobs may not delete them."""
     listed = list(api.list_directories())
+    view = key_check.compare(listed, table.live_directories())
+    if not view.same_environment:
+        return Wave([], None, view=view, refused=key_check.WRONG_ENVIRONMENT)
     report = health.record(listed) if health is not None else None
-    directory_ids = sorted({str(directory["id"]) for directory in listed} | set(table.list_directory_ids()))
-    return Wave(directory_ids, report)
+    policy = deletions or DeletionPolicy()
+    held = view.missing if policy.directory_deletions_to_hold(len(view.missing)) else ()
+    return Wave(sorted(view.listed | set(view.missing)), report, view=view, held=tuple(held))
 
 
 class WavePlanner:
@@ -67,23 +101,36 @@ class WavePlanner:
         *,
         health: HealthRecorder | None = None,
         budget_seconds: float | None = None,
+        deletions: DeletionPolicy | None = None,
     ) -> None:
         self._api = api
         self._table = table
         self._work_queue = work_queue
         self._health = health
         self._budget_seconds = budget_seconds  # None: every directory, every wave
+        self._deletions = deletions or DeletionPolicy()
 
     def plan_wave(self, reason: str, *, budgeted: bool = True) -> Wave:
-        """Queue the wave's jobs: within the budget if there is one and `budgeted`, else every directory."""
-        wave = discover(self._api, self._table, health=self._health)
+        """Queue the wave's jobs: within the budget if there is one and `budgeted`, else every directory. A refused
+        wave queues nothing."""
+        wave = discover(self._api, self._table, health=self._health, deletions=self._deletions)
+        if wave.refused:
+            return wave
         chosen, deferred = wave.directory_ids, 0
         if budgeted and self._budget_seconds is not None:
             selection = wave_budget.select(self._candidates(wave), self._budget_seconds)
             chosen, deferred = sorted(c.directory_id for c in selection.chosen), len(selection.deferred)
+        held = set(wave.held)
         for directory_id in chosen:
-            self._work_queue.submit(job_message(directory_id, reason))
-        return Wave(chosen, wave.health, deferred)
+            self._work_queue.submit(
+                job_message(
+                    directory_id,
+                    reason,
+                    hold_directory_deletion=directory_id in held,
+                    confirmed_deletions=self._deletions.confirmed,
+                )
+            )
+        return Wave(chosen, wave.health, deferred, view=wave.view, held=wave.held)
 
     def plan(self, reason: str) -> list[str]:
         """Every directory (the tail's request after WorkOS refused its cursor: nothing may be left out)."""
@@ -137,6 +184,7 @@ def run_job(
     work_queue: WorkQueue,
     reconciler: Callable[[], DirectoryReconciler],
     remaining_seconds: Callable[[], float],
+    deletions: DeletionPolicy | None = None,
 ) -> JobOutcome:
     """Run one work-queue job and queue whatever must follow it (see `JobOutcome.retry_error`)."""
     kind, directory_id = job.get("kind"), job.get("directory_id")
@@ -147,16 +195,17 @@ def run_job(
         if not result.complete:
             work_queue.submit({**job, "reason": "continuation"})
         return JobOutcome(kind, directory_id, purge=result)
-    report = reconciler().run(directory_id, remaining_seconds=remaining_seconds)
+    policy = (deletions or DeletionPolicy()).for_job(job)
+    report = reconciler().run(directory_id, remaining_seconds=remaining_seconds, deletions=policy)
     if report.status is RunStatus.CONTINUE:
-        work_queue.submit(job_message(directory_id, "continuation"))
+        work_queue.submit({**job, "reason": "continuation"})
     elif report.status is RunStatus.BUSY and int(job.get("requested_at_ms", 0)) > (report.busy_since_ms or 0):
         # The run in progress started before this request: it may miss what prompted it, so come back after it.
         work_queue.submit({**job, "reason": "retry after busy"}, delay_seconds=BUSY_RETRY_DELAY_SECONDS)
     elif report.status is RunStatus.FAILED:
         if report.error and report.error.startswith("WorkOSRateLimitedError"):
             # Checkpointed: come back once WorkOS's window has passed instead of burning retries.
-            work_queue.submit(job_message(directory_id, "rate limited"), delay_seconds=RATE_LIMITED_DELAY_SECONDS)
+            work_queue.submit({**job, "reason": "rate limited"}, delay_seconds=RATE_LIMITED_DELAY_SECONDS)
         else:
             return JobOutcome(kind, directory_id, report=report, retry_error=report.error or "reconcile failed")
     return JobOutcome(kind, directory_id, report=report)

@@ -12,10 +12,12 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from shared import records, schema
+from shared.deletion_guard import DeletionPolicy, DeletionRefusedError, DeletionsHeldError
 from shared.events import Directory, DirectoryGroup, DirectoryUser
+from shared.key_check import WRONG_ENVIRONMENT, KeyView
 from shared.reconcile_checkpoint import Checkpoint, SeenIds
 from shared.reconcile_writes import RepairWriter, prefix_of
 from shared.records import Record, StoredVersion
@@ -51,29 +53,52 @@ class RunState:
     seen: SeenIds
     clock_skew_allowance_seconds: int
     tick: Callable[[], None]
+    # What the key sees against the mirror (one full directory listing): the evidence a deletion needs.
+    evidence: Callable[[], KeyView]
+    policy: DeletionPolicy
 
 
-def sync_directory(run: RunState) -> bool:
-    """Upsert the directory from WorkOS; if WorkOS says 404, cascade it away as dsync.deleted would. False: gone."""
+def sync_directory(run: RunState) -> Literal["live", "deleted", "unknown"]:
+    """Upsert the directory from WorkOS; if WorkOS confirms it gone, cascade it away as dsync.deleted would.
+
+    "live": go on with the other phases. A 404 deletes only with positive evidence (`shared.deletion_guard`); a
+    directory neither WorkOS nor the mirror knows (a typo) is "unknown" and writes nothing."""
     key = records.directory_key(run.directory_id)
     current = run.writer.stored(key)
     listed = run.api.get_directory(run.directory_id)
     if listed is None:
-        if current is None or not current.deleted:
+        if current is None:
+            return "unknown"  # nothing to delete, and nothing is created for it
+        if not current.deleted:
+            confirm_directory_gone(run)
             tombstone = records.directory_tombstone(
                 run.directory_id, None, vkey=run.writer.final_vkey(current), expires_at=run.writer.expires()
             )
             if run.writer.write(tombstone):
                 run.checkpoint.drift.directory_repaired += 1
         run.work_queue.submit({"kind": "purge", "directory_id": run.directory_id, "reason": "reconcile"})
-        return False
+        return "deleted"
     if current is not None and current.deleted:
-        return False  # deleted here (dsync.deleted applied); WorkOS will catch up
+        return "deleted"  # deleted here (dsync.deleted applied); WorkOS will catch up
     directory = Directory.model_validate(listed)
     vkey = records.live_version(directory.updated_at) if directory.updated_at else 1
     if (current is None or current.vkey < vkey) and run.writer.write(records.directory_record(directory, vkey=vkey)):
         run.checkpoint.drift.directory_repaired += 1
-    return True
+    return "live"
+
+
+def confirm_directory_gone(run: RunState) -> None:
+    """A 404 for a live directory: raise unless the key's full listing is positive evidence of its deletion."""
+    view = run.evidence()
+    if not view.same_environment:
+        raise DeletionRefusedError(WRONG_ENVIRONMENT)
+    if view.lists(run.directory_id):
+        raise DeletionRefusedError("WorkOS lists the directory but answers 404 for it: nothing deleted")
+    if run.policy.hold_directory_deletion and not run.policy.confirmed:
+        raise DeletionsHeldError(
+            "this wave found more directories gone than it may delete on its own: "
+            "confirm with `dsync reconcile --confirm-deletions`"
+        )
 
 
 def sync_entities(run: RunState, kind: str) -> None:
@@ -203,7 +228,14 @@ def confirm_deletions(run: RunState) -> None:
     """Stored groups and users that WorkOS no longer lists are removed once a get confirms 404."""
     for kind in ("groups", "users"):
         stored = run.writer.versions(prefix_of(kind))
-        for entity_id in sorted(_live(stored) - run.seen[kind]):
+        live = _live(stored)
+        unlisted = sorted(live - run.seen[kind])
+        if len(unlisted) > run.policy.removals_allowed(len(live)):
+            raise DeletionsHeldError(
+                f"WorkOS no longer lists {len(unlisted)} of the directory's {len(live)} {kind}, more than one run "
+                "may remove on its own: nothing removed; confirm with `dsync reconcile --confirm-deletions`"
+            )
+        for entity_id in unlisted:
             cursor = run.checkpoint.cursor
             if cursor is not None and (kind, entity_id) <= _cursor_key(cursor):
                 continue  # confirmed before the last checkpoint

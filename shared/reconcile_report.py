@@ -7,8 +7,8 @@ from typing import Any, Protocol
 
 from shared.directory_health import HealthReport
 from shared.observability import MetricsRecorder
-from shared.reconcile import DirectoryReport, RunStatus
-from shared.reconcile_jobs import JobOutcome
+from shared.reconcile import NOT_OK, DirectoryReport, RunStatus
+from shared.reconcile_jobs import JobOutcome, Wave
 
 
 class _Stats(Protocol):
@@ -72,6 +72,10 @@ def record_report(
     metrics.record("ReconcileDuration", report.duration_seconds, "Seconds")
     if report.status is RunStatus.FAILED:
         metrics.count("ReconcileFailures")
+    if report.status is RunStatus.REFUSED:
+        metrics.count("ReconcileRefused")  # alarmed: a deletion without evidence (another environment's key?)
+    if report.status is RunStatus.HELD:
+        metrics.count("ReconcileDeletionsHeld")  # alarmed: deletions wait for `dsync reconcile --confirm-deletions`
     if report.status in (RunStatus.COMPLETE, RunStatus.DELETED):
         drift = report.drift.total()
         metrics.count("ReconcileDrift", drift)
@@ -80,7 +84,7 @@ def record_report(
         for name, value in vars(report.drift).items():
             if value:
                 metrics.count("ReconcileRepairs", value, Kind=name)
-    log = logger.error if report.status is RunStatus.FAILED else logger.info
+    log = logger.error if report.status in NOT_OK else logger.info
     log(
         "reconcile %s",
         report.status.value,
@@ -95,3 +99,18 @@ def record_health(logger: Logger, metrics: MetricsRecorder, report: HealthReport
     metrics.count("DirectoryCountMismatches", len(report.count_mismatches))
     log = logger.error if report.unhealthy_too_long else logger.info
     log("directory health", extra=report.as_dict())
+
+
+def record_wave(logger: Logger, metrics: MetricsRecorder, wave: Wave) -> None:
+    """A planned wave: its jobs, and loudly, a refusal (the key sees none of the mirror) or held deletions."""
+    metrics.count("ReconcileJobsPlanned", len(wave.directory_ids))
+    metrics.count("ReconcileJobsDeferred", wave.deferred)
+    if wave.refused:
+        metrics.count("ReconcileRefused")
+        logger.error("reconcile wave refused: %s", wave.refused, extra=wave.as_dict())
+        return
+    if wave.held:
+        metrics.count("ReconcileDeletionsHeld", len(wave.held))
+    if wave.health is not None:
+        record_health(logger, metrics, wave.health)
+    (logger.error if wave.held else logger.info)("reconcile planned", extra=wave.as_dict())

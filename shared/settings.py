@@ -10,6 +10,12 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.deletion_guard import (
+    DEFAULT_MAX_DIRECTORY_DELETIONS_PER_WAVE,
+    DEFAULT_MAX_REMOVAL_SHARE,
+    DeletionPolicy,
+)
+
 
 class _Settings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
@@ -51,6 +57,16 @@ class ReconcileSettings(_Settings):
     clock_skew_allowance_seconds: int = Field(default=300, ge=0, le=3600)
     # A directory unhealthy (invalid_credentials, unlinked, validating) this long counts in DirectoriesUnhealthyTooLong.
     directory_unhealthy_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    # No single input erases a tenant (`shared.deletion_guard`): past these, reconcile's deletions wait for an
+    # operator's `dsync reconcile --confirm-deletions`.
+    max_directory_deletions_per_wave: int = Field(default=DEFAULT_MAX_DIRECTORY_DELETIONS_PER_WAVE, ge=0, le=10_000)
+    max_removal_share: float = Field(default=DEFAULT_MAX_REMOVAL_SHARE, ge=0, le=1)
+
+    def deletion_policy(self) -> DeletionPolicy:
+        return DeletionPolicy(
+            max_directory_deletions_per_wave=self.max_directory_deletions_per_wave,
+            max_removal_share=self.max_removal_share,
+        )
 
 
 class TailSettings(_Settings):

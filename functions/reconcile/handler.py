@@ -26,7 +26,7 @@ from shared.directory_health import HealthRecorder
 from shared.observability import MetricsRecorder, get_logger
 from shared.reconcile import DirectoryReconciler, ReconcileConfig
 from shared.reconcile_jobs import WavePlanner, run_job
-from shared.reconcile_report import RequestCounter, record_health, record_job
+from shared.reconcile_report import RequestCounter, record_job, record_wave
 from shared.resources import RECONCILE_MAX_CONCURRENCY
 from shared.settings import ReconcileSettings
 from shared.workos_client import NotConfiguredError, api_from_secret, workos_api
@@ -68,14 +68,22 @@ def plan(deps: ReconcileDependencies, metrics: MetricsRecorder) -> dict[str, Any
     health = HealthRecorder(deps.table, unhealthy_after_seconds=deps.settings.directory_unhealthy_minutes * 60)
     period = deps.settings.reconcile_period_seconds
     budget = wave_budget.wave_budget_seconds(period, RECONCILE_MAX_CONCURRENCY) if period else None
-    planner = WavePlanner(api, deps.table, deps.work_queue, health=health, budget_seconds=budget)
+    planner = WavePlanner(
+        api,
+        deps.table,
+        deps.work_queue,
+        health=health,
+        budget_seconds=budget,
+        deletions=deps.settings.deletion_policy(),
+    )
     wave = planner.plan_wave("schedule")
-    metrics.count("ReconcileJobsPlanned", len(wave.directory_ids))
-    metrics.count("ReconcileJobsDeferred", wave.deferred)
-    if wave.health is not None:
-        record_health(logger, metrics, wave.health)
-    logger.info("reconcile planned", extra={"directories": len(wave.directory_ids), "deferred": wave.deferred})
-    return {"planned": len(wave.directory_ids), "deferred": wave.deferred}
+    record_wave(logger, metrics, wave)
+    result: dict[str, Any] = {"planned": len(wave.directory_ids), "deferred": wave.deferred}
+    if wave.refused:
+        result["refused"] = wave.refused
+    if wave.held:
+        result["held"] = list(wave.held)
+    return result
 
 
 def job(body: dict[str, Any], deps: ReconcileDependencies, context: LambdaContext, metrics: MetricsRecorder) -> None:
@@ -96,6 +104,7 @@ def job(body: dict[str, Any], deps: ReconcileDependencies, context: LambdaContex
         work_queue=deps.work_queue,
         reconciler=reconciler,
         remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
+        deletions=settings.deletion_policy(),
     )
     record_job(logger, metrics, outcome, requests.delta())
     if outcome.retry_error:

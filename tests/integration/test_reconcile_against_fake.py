@@ -171,6 +171,7 @@ def test_missed_activation_is_discovered_and_synced(world: World) -> None:
 
 
 def test_missed_directory_deletion_cascades_and_purges(world: World) -> None:
+    synced_directory(world, users=3, groups=1)  # still listed: the key is of the mirror's environment
     directory_id = synced_directory(world, users=8, groups=2)
     world.model.delete_directory(directory_id)
     world.model.drain_events()

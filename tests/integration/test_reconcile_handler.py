@@ -82,7 +82,7 @@ def test_schedule_plans_one_job_per_directory_known_to_workos_or_the_store(
 ) -> None:
     listed = fake.model.create_directory(organization_id="org_01A")["id"]
     table = DirectoryTable(aws.table_name)
-    table.put_if_newer(records.directory_stub("directory_01ONLYHERE", "org_01B"))
+    table.put_if_newer(records.directory_stub("directory_01ONLYHERE", "org_01A"))  # an organization both know
     assert reconcile.handler(SCHEDULE, lambda_context()) == {"planned": 2, "deferred": 0}
     jobs = jobs_on_queue(aws)
     assert sorted(job["directory_id"] for job in jobs) == sorted([listed, "directory_01ONLYHERE"])
@@ -123,6 +123,7 @@ def test_a_job_reconciles_and_a_directory_gone_from_workos_is_purged(aws: LocalR
     table = DirectoryTable(aws.table_name)
     assert len(table.entity_versions(directory_id, "USER#")) == 10
 
+    fake.model.create_directory(organization_id="org_01C")  # listed still: evidence the key is the mirror's
     fake.model.delete_directory(directory_id)  # the dsync.deleted webhook was lost
     reconcile.handler(job_event({"kind": "reconcile", "directory_id": directory_id}), lambda_context())
     [purge] = jobs_on_queue(aws)
