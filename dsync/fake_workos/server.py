@@ -270,8 +270,11 @@ class FakeWorkOS:
     ) -> None:
         if rate_limit_body not in ("json_string", "text"):
             raise ValueError(f"rate_limit_body must be 'json_string' or 'text', got {rate_limit_body!r}")
-        self._model = model if model is not None else DirectoryModel()
+        self._primary = model if model is not None else DirectoryModel()
         self._api_key = api_key
+        # API key -> the environment it belongs to (see `add_environment`); the request's one is thread-local.
+        self._environments: dict[str, DirectoryModel] = {api_key: self._primary}
+        self._request_environment = threading.local()
         self._host = host
         self._port = port
         self._rate_limit_clock = rate_limit_clock
@@ -345,8 +348,28 @@ class FakeWorkOS:
 
     @property
     def model(self) -> DirectoryModel:
-        """The backing model; mutate it to change what the API returns (and to emit events)."""
-        return self._model
+        """The backing model of the primary key's environment; mutate it to change what the API returns."""
+        return self._primary
+
+    def add_environment(self, api_key: str, model: DirectoryModel | None = None) -> DirectoryModel:
+        """Another WorkOS environment (staging beside production) with its own API key and directories.
+
+        Models WorkOS's environments: each environment (staging, production) has its own API keys (`sk_test_...`,
+        `sk_live_...`), and the Sync Engine mirrors several environments with one key each ("Mirror several
+        environments", ../shared/docs/events-api-and-2026-facts.md section 1). Under one key, the
+        directories, users, groups and events of every other environment do not exist: gets answer 404, lists
+        leave them out, and a cursor (`after`) naming another environment's event is refused (422) like any unknown
+        cursor. This is the world in which a key pasted from the wrong environment must erase nothing.
+        """
+        environment = model if model is not None else DirectoryModel()
+        self._environments[api_key] = environment
+        return environment
+
+    @property
+    def _model(self) -> DirectoryModel:
+        """The environment of the request being answered (the primary one outside a request)."""
+        environment: DirectoryModel | None = getattr(self._request_environment, "model", None)
+        return environment if environment is not None else self._primary
 
     def sdk_client(self, *, max_retries: int = 0, request_timeout: int = 10) -> WorkOSClient:
         """A real ``workos.WorkOSClient`` aimed at this fake (imported lazily: it costs ~1 s)."""
@@ -450,7 +473,7 @@ class FakeWorkOS:
         try:
             response = self._injected_fault(path)
             if response is None:
-                self._authenticate(headers)
+                self._request_environment.model = self._authenticate(headers)
                 response, rate_limited = self._route(method, path, query)
         except _HttpError as error:
             response = error.response
@@ -458,6 +481,8 @@ class FakeWorkOS:
             with self._stats_lock:
                 self._server_errors.append(error)
             response = _json_response(500, {"message": "Internal Server Error", "code": "server_error"})
+        finally:
+            self._request_environment.model = None
         with self._stats_lock:
             self._request_ids += 1
             response.headers.setdefault("X-Request-ID", f"req_fake_{self._request_ids:08d}")
@@ -485,11 +510,14 @@ class FakeWorkOS:
             return self._rate_limit_response(1.0)
         return _json_response(status, {"message": HTTPStatus(status).phrase, "code": "server_error"})
 
-    def _authenticate(self, headers: dict[str, str]) -> None:
+    def _authenticate(self, headers: dict[str, str]) -> DirectoryModel:
+        """The environment the bearer key belongs to; 401 for a key of none."""
         auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
         scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or token.strip() != self._api_key:
+        environment = self._environments.get(token.strip()) if scheme.lower() == "bearer" else None
+        if environment is None:
             raise _HttpError(401, "Unauthorized", "unauthorized")
+        return environment
 
     def _route(self, method: str, path: str, query: dict[str, str]) -> tuple[_Response, bool]:
         parts = [unquote(part) for part in path.strip("/").split("/")]
