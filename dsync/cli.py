@@ -113,6 +113,22 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_key(args: argparse.Namespace) -> int:
+    from dsync.reconcile_command import check_key
+    from shared.key_check import WRONG_ENVIRONMENT
+
+    report = check_key(_target(args), api_key=args.workos_api_key, base_url=args.workos_base_url)
+    _print_json(report)
+    print(
+        f"the key sees {len(report['known'])} of the mirror's directories; {len(report['missing'])} of them not; "
+        f"{len(report['unknown'])} the mirror does not hold",
+        file=sys.stderr,
+    )
+    if not report["same_environment"]:
+        raise CommandError(WRONG_ENVIRONMENT)
+    return 0
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from dsync.replay_command import run_replay
 
@@ -230,6 +246,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _target_arguments(reconcile)
     reconcile.set_defaults(func=cmd_reconcile)
+
+    check = commands.add_parser(
+        "check-key",
+        help="what a WorkOS API key sees against the mirror (run it before rotating the key); exit 1: another "
+        "environment's key",
+    )
+    _workos_arguments(check)
+    _target_arguments(check)
+    check.set_defaults(func=cmd_check_key)
 
     replay = commands.add_parser(
         "replay", help="re-read a window (at most 30 days back) of WorkOS's Events API into the event queue"

@@ -14,6 +14,7 @@ from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.secrets import parse_api_key
 from shared.deletion_guard import DeletionPolicy
 from shared.directory_health import HealthRecorder, workos_counts
+from shared.key_check import KeyCheck
 from shared.reconcile import DirectoryReconciler, ReconcileConfig, RunProgress, RunReport, reconcile_until_complete
 from shared.reconcile_jobs import discover
 
@@ -157,3 +158,24 @@ def run_reconcile(
         report["held_directories"] = list(wave.held)
     report["target"] = target.description
     return report
+
+
+def check_key(target: Target, *, api_key: str | None, base_url: str | None) -> dict[str, Any]:
+    """What a WorkOS API key sees against the mirror (`shared.key_check`), before it is put in the secret: the
+    directories both know, the mirror's that the key does not see, and the key's that the mirror does not hold."""
+    from shared.adapters.workos_api import WorkOSAuthError, WorkOSDirectoryApi, WorkOSError
+
+    try:
+        key = resolve_api_key(target, api_key)
+    except ReconcileCommandError as error:
+        raise CommandError(str(error)) from error
+    where = base_url or "https://api.workos.com"
+    table = DirectoryTable(target.table_name, client=target.client("dynamodb"))
+    try:
+        with WorkOSDirectoryApi(api_key=key, base_url=base_url) as api:
+            view = KeyCheck(api, table).view()
+    except WorkOSAuthError as error:
+        raise CommandError(f"WorkOS rejected the API key ({where}): {error}") from error
+    except WorkOSError as error:
+        raise CommandError(f"cannot use the WorkOS API at {where}: {error}") from error
+    return {**view.as_dict(), "target": target.description, "workos": where}

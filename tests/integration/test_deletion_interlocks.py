@@ -249,3 +249,21 @@ def test_a_few_leavers_are_removed_without_an_operator(envs: Environments) -> No
     with envs.api(envs.fake.api_key) as api:
         report = DirectoryReconciler(api=api, table=envs.table, work_queue=envs.jobs).run(directory_id)
     assert report.status is RunStatus.COMPLETE and report.drift.users_removed == 4
+
+
+def test_check_key_shows_what_a_key_sees_and_exits_1_for_another_environment(
+    envs: Environments, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory_id = envs.synced()
+    new_in_workos = envs.fake.model.create_directory(organization_id="org_01NEW")["id"]
+    monkeypatch.setattr(cli, "_target", lambda _: envs.target)
+
+    assert cli.main(["check-key", "--workos-api-key", envs.fake.api_key, "--workos-base-url", envs.fake.base_url]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["same_environment"] and report["known"] == [directory_id] and report["unknown"] == [new_in_workos]
+
+    assert cli.main(["check-key", "--workos-api-key", STAGING_KEY, "--workos-base-url", envs.fake.base_url]) == 1
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert not report["same_environment"] and report["missing"] == [directory_id] and report["known"] == []
+    assert "another WorkOS environment" in captured.err
