@@ -6,7 +6,10 @@ raising `RateLimitExceededError`), so the SDK client is built with `max_retries=
 `PacedBackend`, our implementation of the SDK's documented `workos.HTTPBackend` protocol (`http_client=`):
 
 - before each attempt it takes a token from the directory's bucket (when the request is for one directory) and from
-  the global bucket; buckets admit one request every `1/rate` seconds, with no bursts;
+  the global bucket; buckets admit one request every `1/rate` seconds, with no bursts. A directory's bucket runs a
+  safety margin below the configured rate and adapts to 429s (AIMD), because WorkOS documents the rate ("4 requests
+  per second per directory") but not the algorithm: against a strict sliding window a request that lands a few ms
+  early is a 429, which costs a whole second (see `TokenBucket`);
 - 429s are retried here, so the SDK never parses one: `Retry-After` (capped) pushes the bucket's next slot back, so the
   retry - and the directory's next request - wait it out; without one, exponential backoff with jitter;
 - 5xx, timeouts and connection failures are retried a few times with backoff, then `WorkOSUnavailableError`.
@@ -75,6 +78,12 @@ _UNAVAILABLE_RETRIES: Final = 3
 _UNAVAILABLE_BACKOFF_SECONDS: Final = 0.5
 _UNAVAILABLE_BACKOFF_CAP_SECONDS: Final = 8.0
 _RATE_LIMIT_BACKOFF_SECONDS: Final = 1.0
+#: A directory's bucket sends at `rate / (1 + margin)`: see `TokenBucket`.
+_PACING_MARGIN: Final = 0.05
+#: AIMD after a 429: rate x 0.8, then + 0.5% of the configured rate per admitted request, within [25%, ceiling].
+_AIMD_DECREASE: Final = 0.8
+_AIMD_INCREASE: Final = 0.005
+_AIMD_FLOOR: Final = 0.25
 _MAX_PAGE_SIZE: Final = 100
 
 _current_directory: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -170,33 +179,87 @@ class ApiStats:
 
 
 class TokenBucket:
-    """Token bucket with burst 1: admits one request every `1/rate` seconds, never a burst (thread-safe).
+    """Token bucket with burst 1: admits one request every `interval` seconds, never a burst (thread-safe).
 
     Implemented as a slot scheduler: `reserve()` books the next free slot and returns how long to wait for it, so
     concurrent callers queue in arrival order without polling and the caller sleeps outside the lock.
+
+    `rate` is the limit the server enforces. Two optional behaviours (off by default; `RequestPacer` turns both on for
+    directory buckets) keep a client at that limit out of 429s whatever algorithm enforces it:
+
+    - `margin`: send at `rate / (1 + margin)`. Against a strict sliding window (at most N in any second) requests
+      sent exactly `1/rate` apart are refused whenever the one N requests later arrives a millisecond less delayed
+      than the first - about every other time, with real latency jitter. With the margin, N + 1 consecutive
+      requests span `1 + margin` seconds, so up to `margin` seconds of jitter (50 ms at 5%) is absorbed; a token
+      bucket with a burst never needed it, and it costs 5% of the rate.
+    - `adaptive` (AIMD, as TCP does): a 429 (`back_off()`) multiplies the sending rate by 0.8, never below 25% of
+      `rate`; each admitted request (`recover()`) adds 0.5% of `rate` back, never above `rate / (1 + margin)`. So
+      when jitter outgrows the margin the client slows down instead of paying a whole second of `Retry-After` for
+      every other request, and it takes ~40 admitted requests (~10 s at 4 rps) to probe back up to full speed, so
+      even a limiter stricter than the margin allows answers at most about one request in 40 with a 429.
+
+    `mark_sent()` counts the next slot from when the request actually left (after every wait), not from when its
+    slot was due: a thread that woke late (GIL, a global-bucket wait) must not squeeze the following gap.
     """
 
-    def __init__(self, rate: float, *, monotonic: Callable[[], float]) -> None:
+    def __init__(
+        self, rate: float, *, monotonic: Callable[[], float], margin: float = 0.0, adaptive: bool = False
+    ) -> None:
         if not rate > 0:
             raise ValueError(f"rate must be positive, got {rate!r}")
+        if not 0 <= margin < math.inf:
+            raise ValueError(f"margin must be >= 0, got {margin!r}")
         self.rate = rate
-        self.interval = 1.0 / rate
+        self.margin = margin
+        self.adaptive = adaptive
+        self.ceiling = rate / (1.0 + margin)
+        self.floor = min(self.ceiling, rate * _AIMD_FLOOR)
+        self._current = self.ceiling
         self._monotonic = monotonic
         self._next_slot = -math.inf
         self._lock = threading.Lock()
+
+    @property
+    def current_rate(self) -> float:
+        """The rate requests are sent at now (the ceiling unless 429s lowered it)."""
+        with self._lock:
+            return self._current
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two slots at the current rate."""
+        with self._lock:
+            return 1.0 / self._current
 
     def reserve(self) -> float:
         """Book the next slot; returns the seconds to wait before sending (0 if one is free now)."""
         with self._lock:
             now = self._monotonic()
             slot = max(now, self._next_slot)
-            self._next_slot = slot + self.interval
+            self._next_slot = slot + 1.0 / self._current
             return slot - now
+
+    def mark_sent(self) -> None:
+        """The request is leaving now: keep the next slot at least one interval after now."""
+        with self._lock:
+            self._next_slot = max(self._next_slot, self._monotonic() + 1.0 / self._current)
 
     def push_back(self, delay: float) -> None:
         """Keep the next slot at least `delay` seconds away (after a 429's Retry-After)."""
         with self._lock:
             self._next_slot = max(self._next_slot, self._monotonic() + delay)
+
+    def back_off(self) -> None:
+        """A 429: lower the rate multiplicatively (adaptive buckets only), never below the floor."""
+        if self.adaptive:
+            with self._lock:
+                self._current = max(self.floor, self._current * _AIMD_DECREASE)
+
+    def recover(self) -> None:
+        """An admitted request: raise the rate additively (adaptive buckets only), never above the ceiling."""
+        if self.adaptive:
+            with self._lock:
+                self._current = min(self.ceiling, self._current + self.rate * _AIMD_INCREASE)
 
     def next_slot_in(self) -> float:
         """Seconds until the next free slot (0 if free now); for observability and tests."""
@@ -205,7 +268,13 @@ class TokenBucket:
 
 
 class RequestPacer:
-    """A global bucket for the API key plus one bucket per directory, created on first use."""
+    """A global bucket for the API key plus one bucket per directory, created on first use.
+
+    Directory buckets get the safety `margin` and adapt to 429s (see `TokenBucket`): the per-directory limit
+    (4 rps on `/directory_users`) is the tight one a reconcile runs at. The global bucket gets no margin (its
+    default 90 rps is already 10% under WorkOS's 6,000 per minute, a window in which milliseconds do not matter)
+    but adapts too, since unscoped requests' 429s land on it. `margin=0, adaptive=False` is the old pacing.
+    """
 
     def __init__(
         self,
@@ -214,15 +283,24 @@ class RequestPacer:
         total_rate: float,
         sleep: Callable[[float], None],
         monotonic: Callable[[], float],
+        margin: float = _PACING_MARGIN,
+        adaptive: bool = True,
     ) -> None:
         self._per_directory_rate = per_directory_rate
+        self._margin = margin
+        self._adaptive = adaptive
         self._monotonic = monotonic
         self._sleep = sleep
-        self.total = TokenBucket(total_rate, monotonic=monotonic)
-        # Fail fast on a bad per-directory rate instead of at the first directory-scoped request.
-        TokenBucket(per_directory_rate, monotonic=monotonic)
+        self.total = TokenBucket(total_rate, monotonic=monotonic, adaptive=adaptive)
+        # Fail fast on a bad per-directory rate or margin instead of at the first directory-scoped request.
+        self._new_directory_bucket()
         self._directories: dict[str, TokenBucket] = {}
         self._lock = threading.Lock()
+
+    def _new_directory_bucket(self) -> TokenBucket:
+        return TokenBucket(
+            self._per_directory_rate, monotonic=self._monotonic, margin=self._margin, adaptive=self._adaptive
+        )
 
     def bucket(self, directory_id: str | None) -> TokenBucket:
         """The bucket that a 429 for this directory (or for an unscoped request) pushes back."""
@@ -231,7 +309,7 @@ class RequestPacer:
         with self._lock:
             bucket = self._directories.get(directory_id)
             if bucket is None:
-                bucket = TokenBucket(self._per_directory_rate, monotonic=self._monotonic)
+                bucket = self._new_directory_bucket()
                 self._directories[directory_id] = bucket
             return bucket
 
@@ -239,16 +317,30 @@ class RequestPacer:
         """Wait for the directory's slot, then for a global one; returns the seconds waited.
 
         The directory slot comes first so a thread never holds a global slot while it sits out its own
-        directory's pacing (which would waste the shared budget).
+        directory's pacing (which would waste the shared budget). The directory's next slot is then counted from
+        now, when the request actually leaves.
         """
         waited = 0.0
-        if directory_id is not None:
-            waited += self._wait(self.bucket(directory_id).reserve())
+        bucket = None if directory_id is None else self.bucket(directory_id)
+        if bucket is not None:
+            waited += self._wait(bucket.reserve())
         waited += self._wait(self.total.reserve())
+        if bucket is not None:
+            bucket.mark_sent()
         return waited
 
     def push_back(self, directory_id: str | None, delay: float) -> None:
         self.bucket(directory_id).push_back(delay)
+
+    def rate_limited(self, directory_id: str | None, delay: float) -> None:
+        """A 429: the bucket waits `delay` (Retry-After) before its next slot and slows down."""
+        bucket = self.bucket(directory_id)
+        bucket.back_off()
+        bucket.push_back(delay)
+
+    def admitted(self, directory_id: str | None) -> None:
+        """An answer that was not a 429: the bucket speeds back up towards its ceiling."""
+        self.bucket(directory_id).recover()
 
     def _wait(self, seconds: float) -> float:
         if seconds > 0:
@@ -370,8 +462,8 @@ class PacedBackend:
                     if retry_after is not None
                     else self._backoff(rate_limited, _RATE_LIMIT_BACKOFF_SECONDS, cap=self._max_retry_after)
                 )
-                # Pushing the bucket (not sleeping here) also holds back the directory's next request.
-                self._pacer.push_back(directory_id, delay)
+                # Pushing the bucket (not sleeping here) also holds back the directory's next request; it slows down.
+                self._pacer.rate_limited(directory_id, delay)
                 self._retry(where, f"429, next attempt in {delay:.2f}s", sleep_seconds=0.0)
                 continue
             if status in _RETRYABLE_SERVER_STATUSES:
@@ -389,6 +481,7 @@ class PacedBackend:
                 )
                 self._retry(where, f"status {status}", sleep_seconds=delay)
                 continue
+            self._pacer.admitted(directory_id)
             return self._response_type(
                 status_code=status,
                 headers=response.headers,
@@ -419,8 +512,10 @@ class WorkOSDirectoryApi:
     """Directory Sync reads for the reconcile engine: plain dicts, resumable listings, paced, typed errors.
 
     `directory_id` arguments scope the request to that directory's rate-limit bucket. Listings are lazy, ascending
-    by creation (`order="asc"`) and resume after the item id given as `after`. `transport` (an httpx2 transport)
-    exists for tests; production leaves it None.
+    by creation (`order="asc"`) and resume after the item id given as `after`. `pacing_margin` and
+    `adaptive_pacing` are the directory buckets' safety margin and AIMD (see `TokenBucket`; 0 and False restore
+    pacing exactly at the configured rate). `transport` (an httpx2 transport) exists for tests; production leaves it
+    None.
     """
 
     def __init__(
@@ -430,6 +525,8 @@ class WorkOSDirectoryApi:
         base_url: str | None = None,
         requests_per_second_per_directory: float = 4.0,
         requests_per_second_total: float = 90.0,
+        pacing_margin: float = _PACING_MARGIN,
+        adaptive_pacing: bool = True,
         max_rate_limit_retries: int = 5,
         max_retry_after_seconds: float = 60.0,
         request_timeout_seconds: float = 20.0,
@@ -457,6 +554,8 @@ class WorkOSDirectoryApi:
             total_rate=requests_per_second_total,
             sleep=sleep,
             monotonic=monotonic,
+            margin=pacing_margin,
+            adaptive=adaptive_pacing,
         )
         self._backend = PacedBackend(
             # follow_redirects like the SDK's own default client.
