@@ -67,4 +67,10 @@ def run_replay(
     finally:
         bar.close()
         api.close()
+    for event in report.too_large:
+        print(
+            f"event {event['event_id']} ({event['size_bytes']} bytes) is too large for any SQS message and was not "
+            f"queued: run `dsync reconcile --directory {event['directory_id']}` to repair what it carried",
+            file=sys.stderr,
+        )
     return {**report.as_dict(), "target": target.description}

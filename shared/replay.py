@@ -7,17 +7,21 @@ subscribers hear nothing twice: the change bus is fed by real store changes only
 WorkOS keeps events for about 30 days and answers at most 30 days per request, so the window may start at most
 30 days back and is read in windows of at most 30 days: `range_start` + `range_end` for the first page, then
 `after` + `range_end` (`after` and `range_start` are mutually exclusive).
+
+An event whose message can never fit in SQS (`shared.tail.MessageTooLargeError`: the tail parks those) cannot be
+replayed either: it is listed in the report's `too_large` and the rest of the window is queued. What it carried is
+repaired by reconciling its directory (`dsync reconcile --directory ID`), which reads WorkOS's state, not events.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from shared.events import DSYNC_EVENT_TYPES, iso, parse_time
-from shared.ingest import BatchEventQueue, EventSource, directory_id_of
-from shared.tail import EVENTS_API_RETENTION_DAYS, EventsApi, queue_events
+from shared.ingest import BatchEventQueue, EventSource, QueuedEvent, directory_id_of
+from shared.tail import EVENTS_API_RETENTION_DAYS, EventsApi, MessageTooLargeError, queue_events
 
 MAX_WINDOW = timedelta(days=30)
 
@@ -36,6 +40,8 @@ class ReplayReport:
     events_read: int = 0
     events_enqueued: int = 0
     other_directories: int = 0
+    # Events no SQS message can hold, not queued: {event_id, event_type, directory_id, size_bytes} each.
+    too_large: list[dict[str, object]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -92,9 +98,7 @@ def replay(
             wanted = [event for event in events if directory_id is None or _directory_of(event) == directory_id]
             report.other_directories += len(events) - len(wanted)
             queued = queue_events(wanted, now_ms=int(now.timestamp() * 1000), source=EventSource.REPLAY)
-            if queued:
-                queue.enqueue_many(queued)
-            report.events_enqueued += len(queued)
+            report.events_enqueued += _enqueue(queue, queued, report)
             if events:
                 progress(parse_time(str(events[-1]["created_at"])))
             if len(page.events) < page_size or len(events) < len(page.events) or not page.events:
@@ -102,6 +106,29 @@ def replay(
             after = str(page.events[-1]["id"])
         progress(end)
     return report
+
+
+def _enqueue(queue: BatchEventQueue, queued: list[QueuedEvent], report: ReplayReport) -> int:
+    """Queue the page; what SQS can never take goes to `report.too_large` instead. Returns how many were queued."""
+    if not queued:
+        return 0
+    try:
+        queue.enqueue_many(queued)
+    except MessageTooLargeError as error:
+        oversized = {event.event_id for event, _ in error.oversized}
+        report.too_large.extend(
+            {
+                "event_id": event.event_id,
+                "event_type": event.event_type,
+                "directory_id": event.directory_id,
+                "size_bytes": size,
+            }
+            for event, size in error.oversized
+        )
+        queued = [event for event in queued if event.event_id not in oversized]
+        if queued:
+            queue.enqueue_many(queued)
+    return len(queued)
 
 
 def _directory_of(event: dict[str, object]) -> str | None:

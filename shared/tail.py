@@ -10,12 +10,22 @@ they are short (WorkOS holds new events back from cursor reads for a few seconds
 "done": the next poll picks up what was held back). A lease keeps a second tail from running at once, and the
 cursor's compare-and-set keeps a lagging one from moving it. Failures never crash-loop: a bad API key ends the
 invocation with a clear log line (the next minute tries once more), 429s and 5xx back off and retry.
+
+Reads by time (bootstrap, recovery) are where the cursor could pass an event that is not visible yet: WorkOS
+documents its hold-back for cursor reads only. Their start moves forward while nothing arrives (to now minus
+`hold_back_margin_seconds`, and never older than the retention, which WorkOS may refuse), and when one returns events
+younger than the margin, the window before them is read again by time once the margin has passed (`Cursor.recheck_*`).
+
+A page is counted as polled (and poll age reset) only once SQS accepted it. An event whose message cannot fit in SQS
+(`MessageTooLargeError`) is parked: a reference (ids, type, size, time) in the table and the `TailEventsParked`
+metric, and the cursor moves past it; reconcile repairs what it carried.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -26,11 +36,12 @@ from typing import Any, Protocol
 from shared.events import DSYNC_EVENT_TYPES, iso, parse_time
 from shared.ingest import BatchEventQueue, EnqueueError, EventSource, QueuedEvent, queued_event
 from shared.lease import Lease
-from shared.tail_cursor import Cursor, CursorStore
+from shared.tail_cursor import Cursor, CursorStore, ParkedEvent
 
 logger = logging.getLogger(__name__)
 
 EVENTS_API_RETENTION_DAYS = 30  # documented as 30 and as 90; production users found ~30 replayable
+RETENTION_SAFETY = timedelta(minutes=5)  # a time-range start this much inside the retention, never at its edge
 
 
 class EventsPageLike(Protocol):
@@ -50,6 +61,17 @@ class EventsApi(Protocol):
         range_end: str | None = None,
         limit: int = 100,
     ) -> EventsPageLike: ...
+
+
+class MessageTooLargeError(EnqueueError):
+    """The queue measured these events' messages over its size limit and sent nothing: SQS would refuse them on every
+    retry (`shared.adapters.sqs.MAX_MESSAGE_BYTES`). Each comes with the size SQS would count."""
+
+    def __init__(self, oversized: Sequence[tuple[QueuedEvent, int]], *, limit: int) -> None:
+        ids = ", ".join(f"{event.event_id} ({size} bytes)" for event, size in oversized)
+        super().__init__(f"{len(oversized)} message(s) over SQS's {limit}-byte limit: {ids}")
+        self.oversized = list(oversized)
+        self.limit = limit
 
 
 class ReconcileRequester(Protocol):
@@ -84,12 +106,18 @@ class TailConfig:
     recovery_margin_seconds: float = 300.0
     heartbeat_every_seconds: float = 15.0  # how often an idle tail records its poll time in the table
     backoff_seconds: float = 5.0  # after a 429, 5xx or an SQS failure
+    # How long after its creation an event is surely visible to every read: WorkOS holds events back from cursor
+    # reads "for a few seconds" (../shared/docs/events-api-and-2026-facts.md); time-range reads are trusted only
+    # this far back.
+    hold_back_margin_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.page_size <= 100:
             raise ValueError("page_size must be between 1 and 100")
         if self.idle_poll_seconds <= 0 or self.run_seconds <= 0:
             raise ValueError("idle_poll_seconds and run_seconds must be positive")
+        if self.hold_back_margin_seconds < 0:
+            raise ValueError("hold_back_margin_seconds must not be negative")
 
 
 @dataclass
@@ -102,11 +130,13 @@ class TailReport:
     rate_limited: int = 0
     unavailable: int = 0
     enqueue_failures: int = 0
+    events_parked: int = 0  # events no SQS message can hold: a reference kept in the table, the cursor moved on
+    parked_event_ids: list[str] = field(default_factory=list)
     recoveries: int = 0
     reconciles_requested: int = 0
     lag_seconds: list[float] = field(default_factory=list)  # per page with events: now - newest event's time
     cursor: Cursor | None = None
-    last_read_at: float | None = None  # epoch seconds of the last successful read (poll age is measured from it)
+    last_read_at: float | None = None  # epoch seconds of the last read whose page SQS accepted (poll age's base)
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -118,17 +148,39 @@ class TailReport:
         return document
 
 
+def retention_floor(now: datetime) -> datetime:
+    """The oldest time-range start the tail sends: inside WorkOS's event retention, which may refuse older ones."""
+    return now - timedelta(days=EVENTS_API_RETENTION_DAYS) + RETENTION_SAFETY
+
+
 def recovery_start(last_event_at: str, now: datetime, config: TailConfig) -> datetime:
     """Where a refused cursor re-reads from: the last processed event's time minus a margin, within retention."""
     since = parse_time(last_event_at) - timedelta(seconds=config.recovery_margin_seconds)
-    return max(since, now - timedelta(days=EVENTS_API_RETENTION_DAYS) + timedelta(minutes=5))
+    return max(since, retention_floor(now))
+
+
+# What SQS refuses in a message body (it accepts #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF: SendMessage
+# API reference) that `json.dumps(..., ensure_ascii=False)` would write raw: lone surrogates (not UTF-8 at all) and
+# U+FFFE/U+FFFF. Control characters below #x20 are escaped by `json.dumps` itself. They can only occur inside JSON
+# strings, where an escape is the same value.
+_SQS_REFUSED = re.compile("[\ud800-\udfff\ufffe\uffff]")
+
+
+def event_body(event: dict[str, Any]) -> bytes:
+    """The event as compact UTF-8 JSON, as WorkOS sends it: keys in WorkOS's order, no spaces, no ASCII escaping.
+
+    ASCII escaping (`json.dumps`' default) writes every non-ASCII character as `\\uXXXX` (6 bytes, 12 for an emoji)
+    where UTF-8 needs 2-4: a 132 KB webhook body of non-Latin text became 264 KB, over SQS's 256 KiB. Escaped
+    here are only the characters SQS would refuse raw."""
+    text = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    return _SQS_REFUSED.sub(lambda match: f"\\u{ord(match.group()):04x}", text).encode()
 
 
 def queue_events(events: Sequence[dict[str, Any]], *, now_ms: int, source: EventSource) -> list[QueuedEvent]:
     """The page's dsync events as queue messages (the same builder as ingest); anything else is skipped."""
     queued = []
     for event in events:
-        message = queued_event(json.dumps(event, separators=(",", ":")).encode(), received_at_ms=now_ms, source=source)
+        message = queued_event(event_body(event), received_at_ms=now_ms, source=source)
         if isinstance(message, QueuedEvent):
             queued.append(message)
         else:
@@ -146,7 +198,7 @@ class EventsTail:
         *,
         api: EventsApi,
         errors: TailErrors,
-        queue: BatchEventQueue,
+        queue: BatchEventQueue,  # raises `MessageTooLargeError` (sending nothing) for what SQS can never take
         cursors: CursorStore,
         lease: Lease,
         reconciles: ReconcileRequester,
@@ -189,17 +241,59 @@ class EventsTail:
     def pause(self, seconds: float) -> None:
         self._sleep(seconds)
 
-    def read(self, *, after: str | None, range_start: str | None) -> list[dict[str, Any]]:
+    def read(self, *, after: str | None, range_start: str | None, range_end: str | None = None) -> list[dict[str, Any]]:
         page = self._api.list_events(
-            events=DSYNC_EVENT_TYPES, after=after, range_start=range_start, limit=self._config.page_size
+            events=DSYNC_EVENT_TYPES,
+            after=after,
+            range_start=range_start,
+            range_end=range_end,
+            limit=self._config.page_size,
         )
         return list(page.events)
 
-    def enqueue(self, events: Sequence[dict[str, Any]]) -> int:
-        queued = queue_events(events, now_ms=int(self._clock() * 1000), source=EventSource.EVENTS_API)
-        if queued:
+    def enqueue(self, events: Sequence[dict[str, Any]]) -> tuple[int, list[ParkedEvent]]:
+        """Queue the events' messages; those SQS can never take are parked (a reference in the table) instead.
+        Returns how many were queued and what was parked; raises `EnqueueError` if SQS refused the rest."""
+        now_ms = int(self._clock() * 1000)
+        queued = queue_events(events, now_ms=now_ms, source=EventSource.EVENTS_API)
+        if not queued:
+            return 0, []
+        try:
             self._queue.enqueue_many(queued)
-        return len(queued)
+        except MessageTooLargeError as error:
+            created = {str(event.get("id")): event.get("created_at") for event in events}
+            parked = [
+                ParkedEvent(
+                    event_id=message.event_id,
+                    event_type=message.event_type,
+                    directory_id=message.directory_id,
+                    created_at=str(created[message.event_id]) if created.get(message.event_id) else None,
+                    size_bytes=size,
+                    limit_bytes=error.limit,
+                    parked_ms=now_ms,
+                )
+                for message, size in error.oversized
+            ]
+            for reference in parked:
+                self._cursors.park(reference)
+                logger.error(
+                    "an event too large for any SQS message was parked: reconcile its directory "
+                    "(docs/runbook.md, 'Tail poll age high')",
+                    extra={
+                        "event_id": reference.event_id,
+                        "event_type": reference.event_type,
+                        "directory_id": reference.directory_id,
+                        "created_at": reference.created_at,
+                        "size_bytes": reference.size_bytes,
+                        "limit_bytes": reference.limit_bytes,
+                    },
+                )
+            parked_ids = {reference.event_id for reference in parked}
+            rest = [message for message in queued if message.event_id not in parked_ids]
+            if rest:
+                self._queue.enqueue_many(rest)
+            return len(rest), parked
+        return len(queued), []
 
     @property
     def errors(self) -> TailErrors:
@@ -225,20 +319,27 @@ class _Polling:
         self.report = report
         self.deadline = deadline
         self.remaining = remaining
+        self.margin = timedelta(seconds=self.config.hold_back_margin_seconds)
         self.cursor = tail.cursors.load()
         self.range_start: str | None = None
+        # With no event processed yet, read by time: from where the last invocation got to (or a recovery's
+        # start), else `bootstrap_hours` back.
         if self.cursor is None or self.cursor.event_id is None:
-            # No event processed yet (or a refused cursor): read by time, from where the last invocation started.
             if self.cursor is not None and self.cursor.read_from:
                 self.range_start = self.cursor.read_from
             else:
-                now = datetime.fromtimestamp(tail.now(), UTC)
+                now = self.now()
                 self.range_start = iso(now - timedelta(hours=self.config.bootstrap_hours))
+        self.recheck_after: str | None = None  # paging through a recheck window
+        self.queued_ids: set[str] = set()  # what this invocation queued (or parked) already: not sent twice
         self.last_heartbeat = 0.0
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.tail.now(), UTC)
 
     def run(self) -> None:
         while self.polling():
-            full = self.poll_once()
+            full = self.recheck_once() if self.recheck_due() else self.poll_once()
             if not full and self.polling():
                 self.tail.pause(max(0.0, min(self.config.idle_poll_seconds, self.deadline - self.tail.monotonic())))
         self.report.cursor = self.cursor
@@ -253,58 +354,151 @@ class _Polling:
     def poll_once(self) -> bool:
         """One read, its enqueue and the cursor move; True to read again at once (a full page, or after a backoff)."""
         after = self.cursor.event_id if self.cursor else None
+        range_start = None if after is not None else self.start_within_retention()
+        read_at = self.now()
         errors = self.tail.errors
         try:
-            events = self.tail.read(after=after, range_start=self.range_start if after is None else None)
+            events = self.tail.read(after=after, range_start=range_start)
         except errors.auth as error:
-            logger.error(
-                "WorkOS rejected the API key: the tail stops until the key is fixed", extra={"error": str(error)}
-            )
-            self.report.status, self.report.error = TailStatus.AUTH_FAILED, str(error)
+            self.auth_failed(error)
             return False
         except errors.refused as error:
             if after is None:
-                raise  # a time-range read refused: nothing to fall back to
+                raise  # a time-range read refused, though within the retention: nothing to fall back to
             self.recover(str(error))
             return True
         except errors.transient as error:
-            self.report.rate_limited += int(getattr(error, "status", None) == 429)
-            self.report.unavailable += int(getattr(error, "status", None) != 429)
-            logger.warning("WorkOS Events API unavailable; retrying", extra={"error": str(error)})
-            self.tail.pause(self.config.backoff_seconds)
+            self.unavailable(error)
             return True  # backed off already: read again now
-        self.report.polls += 1
-        self.report.last_read_at = self.tail.now()
-        self.report.events_read += len(events)
-        try:
-            self.report.events_enqueued += self.tail.enqueue(events)
-        except EnqueueError as error:
-            self.report.enqueue_failures += 1
-            logger.warning("SQS refused the page; it is read again", extra={"error": str(error)})
-            self.tail.pause(self.config.backoff_seconds)
-            return True
+        if not self.enqueue(events):
+            return True  # backed off already: the same read again
         now = self.tail.now()
         if events:
             newest = events[-1]
             self.report.lag_seconds.append(max(0.0, now - parse_time(str(newest["created_at"])).timestamp()))
-            moved = Cursor(
+            base = self.cursor or Cursor(event_id=None, event_created_at=None, moved_ms=0, polled_ms=0)
+            moved = replace(
+                base,
                 event_id=str(newest["id"]),
                 event_created_at=str(newest["created_at"]),
                 moved_ms=int(now * 1000),
                 polled_ms=int(now * 1000),
-                recovered_ms=self.cursor.recovered_ms if self.cursor else 0,
-                recovery_reason=self.cursor.recovery_reason if self.cursor else None,
                 read_from=None,
             )
+            if range_start is not None:
+                moved = self.with_recheck(moved, range_start=range_start, read_at=read_at, newest=newest)
             self.save(moved, expected=after)
             self.range_start = None
-        elif now - self.last_heartbeat >= self.config.heartbeat_every_seconds:
-            base = self.cursor or Cursor(event_id=None, event_created_at=None, moved_ms=0, polled_ms=0)
-            read_from = self.range_start if after is None else None
-            self.save(replace(base, polled_ms=int(now * 1000), read_from=read_from), expected=after)
+        else:
+            if range_start is not None:
+                # Nothing was visible from the start to the read; anything older than the margin was visible.
+                self.range_start = max(range_start, iso(read_at - self.margin), key=parse_time)
+            if now - self.last_heartbeat >= self.config.heartbeat_every_seconds:
+                base = self.cursor or Cursor(event_id=None, event_created_at=None, moved_ms=0, polled_ms=0)
+                read_from = self.range_start if after is None else None
+                self.save(replace(base, polled_ms=int(now * 1000), read_from=read_from), expected=after)
         full = len(events) >= self.config.page_size
         self.report.full_pages += int(full)
         return full
+
+    def start_within_retention(self) -> str:
+        """The time-range start to send: never older than WorkOS keeps events (it may refuse such a start)."""
+        assert self.range_start is not None
+        now = self.now()
+        floor = retention_floor(now)
+        start = parse_time(self.range_start)
+        if start >= floor:
+            return self.range_start
+        if start < now - timedelta(days=EVENTS_API_RETENTION_DAYS):
+            # The tail read nothing from its stored start for longer than WorkOS keeps events (it did not run): what
+            # was created before the retention can no longer be read. Reconcile repairs it, as after a refusal.
+            logger.error(
+                "the tail's time-range start is past WorkOS's event retention: reading from the oldest start it "
+                "keeps and queuing a full reconcile",
+                extra={"read_from": self.range_start, "range_start": iso(floor)},
+            )
+            requested = self.tail.reconciles.request_full_reconcile("events time range past retention")
+            self.report.reconciles_requested += requested
+        self.range_start = iso(floor)
+        return self.range_start
+
+    def with_recheck(self, cursor: Cursor, *, range_start: str, read_at: datetime, newest: dict[str, Any]) -> Cursor:
+        """After a time-range read: the window in which an event not yet visible may be missing from it, to be read
+        again once older than the margin (events older than the margin were visible; later ones come by cursor)."""
+        window_from = max(parse_time(range_start), read_at - self.margin)
+        window_until = parse_time(str(newest["created_at"]))
+        if window_until <= read_at - self.margin:
+            return cursor  # every event up to the newest was older than the margin: all were visible
+        if cursor.recheck_from and cursor.recheck_until:  # one still pending (a recovery in between): cover both
+            window_from = min(window_from, parse_time(cursor.recheck_from))
+            window_until = max(window_until, parse_time(cursor.recheck_until))
+        return replace(cursor, recheck_from=iso(window_from), recheck_until=iso(window_until))
+
+    def recheck_due(self) -> bool:
+        cursor = self.cursor
+        if cursor is None or not cursor.recheck_from or not cursor.recheck_until:
+            return False
+        return self.now() >= parse_time(cursor.recheck_until) + self.margin
+
+    def recheck_once(self) -> bool:
+        """One page of the recheck window, by time (then `after` within it); the cursor does not move."""
+        assert self.cursor is not None and self.cursor.recheck_from and self.cursor.recheck_until
+        until = self.cursor.recheck_until
+        errors = self.tail.errors
+        try:
+            page = self.tail.read(
+                after=self.recheck_after,
+                range_start=self.cursor.recheck_from if self.recheck_after is None else None,
+                range_end=until,
+            )
+        except errors.auth as error:
+            self.auth_failed(error)
+            return False
+        except errors.refused as error:
+            logger.warning("WorkOS refused the tail's recheck window; it is dropped", extra={"error": str(error)})
+            page = []
+        except errors.transient as error:
+            self.unavailable(error)
+            return True
+        events = [event for event in page if parse_time(str(event["created_at"])) <= parse_time(until)]
+        if not self.enqueue(events):
+            return True
+        if len(page) >= self.config.page_size and len(events) == len(page):
+            self.recheck_after = str(page[-1]["id"])
+            return True
+        self.recheck_after = None
+        done = replace(self.cursor, recheck_from=None, recheck_until=None)
+        self.save(done, expected=self.cursor.event_id)
+        return True
+
+    def enqueue(self, events: list[dict[str, Any]]) -> bool:
+        """Queue what this invocation has not queued yet; False (after a backoff) if SQS refused the page."""
+        fresh = [event for event in events if str(event.get("id")) not in self.queued_ids]
+        try:
+            enqueued, parked = self.tail.enqueue(fresh)
+        except EnqueueError as error:
+            self.report.enqueue_failures += 1
+            logger.warning("SQS refused the page; it is read again", extra={"error": str(error)})
+            self.tail.pause(self.config.backoff_seconds)
+            return False
+        self.queued_ids.update(str(event.get("id")) for event in fresh)
+        self.report.polls += 1
+        self.report.last_read_at = self.tail.now()
+        self.report.events_read += len(events)
+        self.report.events_enqueued += enqueued
+        self.report.events_parked += len(parked)
+        self.report.parked_event_ids.extend(reference.event_id for reference in parked)
+        return True
+
+    def auth_failed(self, error: Exception) -> None:
+        logger.error("WorkOS rejected the API key: the tail stops until the key is fixed", extra={"error": str(error)})
+        self.report.status, self.report.error = TailStatus.AUTH_FAILED, str(error)
+
+    def unavailable(self, error: Exception) -> None:
+        self.report.rate_limited += int(getattr(error, "status", None) == 429)
+        self.report.unavailable += int(getattr(error, "status", None) != 429)
+        logger.warning("WorkOS Events API unavailable; retrying", extra={"error": str(error)})
+        self.tail.pause(self.config.backoff_seconds)
 
     def save(self, cursor: Cursor, *, expected: str | None) -> None:
         if self.tail.cursors.save(cursor, expected_event_id=expected):
@@ -317,7 +511,7 @@ class _Polling:
     def recover(self, reason: str) -> None:
         """WorkOS refused the cursor (expired past retention, or unknown): re-read by time and repair by reconcile."""
         assert self.cursor is not None and self.cursor.event_created_at is not None
-        now = datetime.fromtimestamp(self.tail.now(), UTC)
+        now = self.now()
         since = recovery_start(self.cursor.event_created_at, now, self.config)
         logger.error(
             "WorkOS refused the tail's cursor: re-reading by time and queuing a full reconcile",

@@ -1,7 +1,8 @@
 """What one tail invocation reports: metrics for the dashboard and alarms, and one log line.
 
-Poll age (now minus the last successful read) is the alarm that matters: a stalled sync is silent, its error rate
-can be zero. Cursor age (now minus the cursor event's time) warns before WorkOS's retention expires the cursor.
+Poll age (now minus the last read whose page SQS accepted) is the alarm that matters: a stalled sync is silent, its
+error rate can be zero. Cursor age (now minus the cursor event's time) warns before WorkOS's retention expires the
+cursor. Enqueue failures and parked events (too large for any SQS message) have their own alarms.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ def record_tail(metrics: MetricsRecorder, report: TailReport, *, now: float) -> 
     metrics.count("TailRateLimited", report.rate_limited)
     metrics.count("TailUnavailable", report.unavailable)
     metrics.count("TailEnqueueFailures", report.enqueue_failures)
+    metrics.count("TailEventsParked", report.events_parked)
     metrics.count("TailCursorRefused", report.recoveries)
     metrics.count("TailAuthFailures", 1 if report.status is TailStatus.AUTH_FAILED else 0)
     for lag in report.lag_seconds:

@@ -267,6 +267,7 @@ class FakeWorkOS:
         events_hold_back_seconds: float = 3.0,
         event_retention_days: float = 30.0,
         events_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        unkind_events: bool = False,
     ) -> None:
         if rate_limit_body not in ("json_string", "text"):
             raise ValueError(f"rate_limit_body must be 'json_string' or 'text', got {rate_limit_body!r}")
@@ -294,6 +295,9 @@ class FakeWorkOS:
         self.events_hold_back_seconds = events_hold_back_seconds
         self.event_retention_days = event_retention_days
         self._events_clock = events_clock
+        # The unkind reading of what WorkOS leaves undocumented: a `range_start` older than the retention is refused
+        # (422) instead of clamped, and time-range reads are held back like cursor reads.
+        self.unkind_events = unkind_events
         self._server_errors: list[BaseException] = []
         self._request_ids = 0
 
@@ -681,7 +685,13 @@ class FakeWorkOS:
         created_from, created_until = oldest, _event_time(query, "range_end")
         start = 0
         if range_start:
-            created_from = max(oldest, _event_time(query, "range_start") or oldest)
+            requested = _event_time(query, "range_start") or oldest
+            if self.unkind_events and requested < oldest:
+                raise _invalid("range_start", f"range_start '{range_start}' is past the event retention")
+            created_from = max(oldest, requested)
+            if self.unkind_events:
+                held_back = now - timedelta(seconds=self.events_hold_back_seconds)
+                created_until = held_back if created_until is None else min(created_until, held_back)
         if after:
             position = self._model.event_position(after)
             if position is None or position[1] < oldest:

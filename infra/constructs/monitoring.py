@@ -35,6 +35,8 @@ GT = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
 NOT_BREACHING = cloudwatch.TreatMissingData.NOT_BREACHING
 BREACHING = cloudwatch.TreatMissingData.BREACHING
 TAIL_POLL_AGE = Duration.minutes(5)
+# SQS refusals of the tail's pages within 5 minutes: one is retried 5 s later and is noise; three mean it lasts.
+TAIL_ENQUEUE_FAILURES = 3
 # WorkOS keeps events ~30 days: warn well before the tail's cursor expires (it then recovers by time).
 TAIL_CURSOR_AGE = Duration.days(25)
 
@@ -290,6 +292,22 @@ class PipelineMonitoring(Construct):
             threshold=1,
             description="WorkOS refused the tail's cursor: it re-read by time and queued a full reconcile.",
             runbook="Tail cursor refused or near retention",
+        )
+        self._alarm(
+            "TailEnqueueFailures",
+            metrics.custom(tail, "TailEnqueueFailures"),
+            threshold=TAIL_ENQUEUE_FAILURES,
+            description=f"SQS refused the tail's pages at least {TAIL_ENQUEUE_FAILURES} times in 5 minutes: the tail "
+            "re-reads the same page and its cursor does not move until SQS accepts it (poll age grows too).",
+            runbook="Tail poll age high",
+        )
+        self._alarm(
+            "TailEventsParked",
+            metrics.custom(tail, "TailEventsParked"),
+            threshold=1,
+            description="The tail parked an event too large for any SQS message (a reference in the table, its log "
+            "names it) and moved on: reconcile its directory to apply what it carried.",
+            runbook="Tail poll age high",
         )
         self._alarm(
             "TailAuthFailures",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import boto3
@@ -12,6 +12,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.ingest import EnqueueError, QueuedEvent
 from shared.overflow import OverflowMessage
+from shared.resources import EVENT_QUEUE
+from shared.tail import MessageTooLargeError
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -23,8 +25,13 @@ EVENT_TYPE_ATTRIBUTE = "event_type"
 FAILURE_REASON_ATTRIBUTE = "failure_reason"
 SOURCE_ATTRIBUTE = "source"
 SEND_BATCH_LIMIT = 10  # SQS SendMessageBatch: at most 10 entries...
-SEND_BATCH_BYTES = 256 * 1024  # ...and 256 KiB of bodies and attributes in all
-_ATTRIBUTE_ALLOWANCE = 200  # bytes the three message attributes take, generously
+SEND_BATCH_BYTES = 256 * 1024  # ...and 256 KiB of bodies and attributes in all (SQS now allows 1 MiB: kept lower)
+# The most one message may weigh: the event queues' MaximumMessageSize (`shared.resources`, 262,144 bytes = 256 KiB,
+# set explicitly; SQS's own ceiling has been 1 MiB since 2025). SQS counts the body's UTF-8 bytes and every message
+# attribute's name, data type and value: "All parts of the message attribute, including Name, Type, and Value, are
+# part of the message size restriction (256 KB or 262,144 bytes)" (SQS API reference, MessageAttributeValue).
+# Group and deduplication ids are not attributes and do not count. A message over it is refused whatever the retry.
+MAX_MESSAGE_BYTES = EVENT_QUEUE.max_message_bytes
 
 
 class _HasBody(Protocol):
@@ -49,12 +56,43 @@ def event_message(event: QueuedEvent) -> dict[str, Any]:
     }
 
 
-def send_batches(messages: Sequence[_Sendable]) -> list[list[_Sendable]]:
-    """Split messages, in order, into SendMessageBatch requests within SQS's count and size limits."""
+def message_bytes(message: Mapping[str, Any]) -> int:
+    """What SQS counts against the size limit for a `send_message` message (or batch entry): the body's UTF-8 bytes
+    plus each message attribute's name, data type and value (binary values by their length)."""
+    size = len(str(message["MessageBody"]).encode())
+    for name, attribute in (message.get("MessageAttributes") or {}).items():
+        size += len(name.encode()) + len(str(attribute["DataType"]).encode())
+        if "BinaryValue" in attribute:
+            size += len(attribute["BinaryValue"])
+        else:
+            size += len(str(attribute.get("StringValue", "")).encode())
+    return size
+
+
+def event_message_bytes(event: QueuedEvent) -> int:
+    """The exact size SQS counts for `event`'s message (`event_message`)."""
+    return message_bytes(event_message(event))
+
+
+def too_large(events: Sequence[QueuedEvent]) -> list[tuple[QueuedEvent, int]]:
+    """The events whose message is over `MAX_MESSAGE_BYTES`, each with its size: SQS would refuse them for ever."""
+    sized = [(event, event_message_bytes(event)) for event in events]
+    return [(event, size) for event, size in sized if size > MAX_MESSAGE_BYTES]
+
+
+def _body_bytes(message: _HasBody) -> int:
+    return len(message.body.encode())
+
+
+def send_batches(
+    messages: Sequence[_Sendable], size_of: Callable[[_Sendable], int] = _body_bytes
+) -> list[list[_Sendable]]:
+    """Split messages, in order, into SendMessageBatch requests within SQS's count and size limits; `size_of` is
+    what SQS counts for one message (body only by default: messages without attributes)."""
     batches: list[list[_Sendable]] = []
     size = 0
     for message in messages:
-        message_size = len(message.body.encode()) + _ATTRIBUTE_ALLOWANCE
+        message_size = size_of(message)
         if not batches or len(batches[-1]) >= SEND_BATCH_LIMIT or size + message_size > SEND_BATCH_BYTES:
             batches.append([])
             size = 0
@@ -75,14 +113,23 @@ class SqsEventQueue:
         self._client = client or sqs_client()
 
     def enqueue(self, event: QueuedEvent) -> None:
+        oversized = too_large([event])
+        if oversized:
+            raise MessageTooLargeError(oversized, limit=MAX_MESSAGE_BYTES)
         try:
             self._client.send_message(QueueUrl=self._queue_url, **event_message(event))
         except (ClientError, BotoCoreError) as error:
             raise EnqueueError(str(error)) from error
 
     def enqueue_many(self, events: Sequence[QueuedEvent]) -> None:
-        """Queue all of `events` (in order, per group) or raise `EnqueueError`; the Events API tail's path."""
-        for batch in send_batches(events):
+        """Queue all of `events` (in order, per group) or raise `EnqueueError`; the Events API tail's path.
+
+        A message over SQS's size limit raises `MessageTooLargeError` naming every such event before anything is
+        sent: SQS would refuse it on every retry, and the caller decides what becomes of it."""
+        oversized = too_large(events)
+        if oversized:
+            raise MessageTooLargeError(oversized, limit=MAX_MESSAGE_BYTES)
+        for batch in send_batches(events, event_message_bytes):
             entries = [{"Id": str(index), **event_message(event)} for index, event in enumerate(batch)]
             try:
                 response = self._client.send_message_batch(QueueUrl=self._queue_url, Entries=entries)  # type: ignore[arg-type]

@@ -53,6 +53,7 @@ EMITTED: dict[str, set[str]] = {
         "TailRateLimited",
         "TailUnavailable",
         "TailEnqueueFailures",
+        "TailEventsParked",
         "TailCursorRefused",
         "TailAuthFailures",
         "TailLagSeconds",
@@ -185,6 +186,11 @@ EXPECTED_ALARMS: dict[str, tuple[str, str, Any, str, int, str, float, int]] = {
     "TailCursorRefused": (CUSTOM, "TailCursorRefused", service("tail"), "Sum", 300, GTE, 1, 1),
     "TailAuthFailures": (CUSTOM, "TailAuthFailures", service("tail"), "Sum", 300, GTE, 1, 1),
     "TailErrors": ("AWS/Lambda", "Errors", function_dims("tail"), "Sum", 300, GTE, 1, 1),
+    # SQS refusing the tail's pages again and again (a single failure is retried within seconds; the tail backs off
+    # 5 s, so a refusal that lasts shows as several a minute).
+    "TailEnqueueFailures": (CUSTOM, "TailEnqueueFailures", service("tail"), "Sum", 300, GTE, 3, 1),
+    # An event no SQS message can hold was parked: its directory needs a reconcile.
+    "TailEventsParked": (CUSTOM, "TailEventsParked", service("tail"), "Sum", 300, GTE, 1, 1),
 }
 BREACHING_WHEN_MISSING = {"TailPollAge"}
 
@@ -223,7 +229,7 @@ def test_custom_metric_alarms_watch_metrics_the_functions_emit(stack: DirectoryS
         for alarm in resources(template, "AWS::CloudWatch::Alarm").values()
         if alarm["Properties"]["Namespace"] == DEFAULT_METRICS_NAMESPACE
     ]
-    assert len(custom) == 10
+    assert len(custom) == 12
     for alarm in custom:
         ((dimension,),) = [alarm["Dimensions"]]
         assert dimension["Name"] == "service"
@@ -352,7 +358,7 @@ def test_metrics_namespace_reaches_functions_alarms_and_dashboard(
         for alarm in resources(alternative_template, "AWS::CloudWatch::Alarm").values()
         if not alarm["Properties"]["Namespace"].startswith("AWS/")
     ]
-    assert custom == [namespace] * 10
+    assert custom == [namespace] * 12
     body, _ = dashboard_body(alternative_template)
     assert DEFAULT_METRICS_NAMESPACE not in json.dumps(body).replace(namespace, "")
 
@@ -504,4 +510,4 @@ def test_alarm_descriptions_point_to_runbook_sections(stack: DirectorySyncStack,
         if match:
             referenced += 1
             assert any(heading.startswith(match[1]) for heading in headings), match[1]
-    assert referenced == 18  # all but the per-function Errors/Throttles alarms
+    assert referenced == 20  # all but the per-function Errors/Throttles alarms

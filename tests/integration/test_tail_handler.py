@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -15,8 +17,13 @@ from dsync.local.provision import LocalResources
 from functions.tail import handler as tail
 from shared import lanes
 from shared.adapters.dynamodb import DirectoryTable
-from shared.adapters.sqs import SOURCE_ATTRIBUTE
-from shared.tail_cursor import CursorStore
+from shared.adapters.sqs import MAX_MESSAGE_BYTES, SOURCE_ATTRIBUTE, SqsEventQueue, event_message_bytes
+from shared.adapters.workos_api import WorkOSDirectoryApi, WorkOSInvalidRequestError
+from shared.events import DSYNC_EVENT_TYPES, iso, parse_time
+from shared.ingest import EventSource, QueuedEvent
+from shared.records import ItemKey
+from shared.tail import MessageTooLargeError
+from shared.tail_cursor import TAIL_PK, Cursor, CursorStore
 from shared.workos_client import workos_api
 from tests.support.lambda_context import lambda_context
 
@@ -134,3 +141,105 @@ def test_a_refused_cursor_queues_a_full_reconcile_and_rereads_by_time(aws: Local
         and recovered.recovered_ms > 0
         and "past the event retention" in str(recovered.recovery_reason)
     )
+
+
+def test_a_large_non_ascii_event_is_queued_as_compact_utf8_and_one_too_large_for_sqs_is_parked(
+    aws: LocalResources, fake: FakeWorkOS
+) -> None:
+    """Issue #17, defect 7, through the real adapter: the body is WorkOS's compact UTF-8 (a user whose name is 22,000
+    CJK characters, in `first_name` and `name`: 132 KB, not 264 KB escaped), and an event no SQS message can hold is
+    parked with a reference in the table while everything around it is queued and the cursor moves past it."""
+    directory_id = fake.model.create_directory(organization_id="org_01TAILBIG")["id"]
+    wide = fake.model.create_user(directory_id, first_name="名" * 22_000, last_name="Wide", email="wide@example.com")
+    huge = fake.model.create_user(
+        directory_id,
+        first_name="Huge",
+        last_name="Blob",
+        email="huge@example.com",
+        custom_attributes={"b": "x" * 300_000},
+    )
+    fake.model.create_user(directory_id, first_name="Last", last_name="One", email="last@example.com")
+    events = fake.model.drain_events()
+    (huge_event,) = [e for e in events if e["data"]["id"] == huge["id"]]
+    (wide_event,) = [e for e in events if e["data"]["id"] == wide["id"]]
+    result = tail.handler(SCHEDULE, lambda_context(timeout_seconds=30))
+    assert result["status"] == "ok" and result["enqueue_failures"] == 0
+    assert result["events_parked"] == 1 and result["parked_event_ids"] == [huge_event["id"]]
+    bodies = {json.loads(m["Body"])["id"]: m["Body"] for m in queued(aws)}
+    assert set(bodies) == {e["id"] for e in events} - {huge_event["id"]}
+    wide_body = bodies[wide_event["id"]].encode()
+    assert wide_body == json.dumps(wide_event, ensure_ascii=False, separators=(",", ":")).encode()
+    assert 132_000 < len(wide_body) < 134_000  # ASCII-escaped, it was over 264,000: over SQS's limit
+    assert len(json.dumps(wide_event, separators=(",", ":"))) > 264_000
+    table = DirectoryTable(aws.table_name)
+    cursor = CursorStore(table).load()
+    assert cursor is not None and cursor.event_id == events[-1]["id"]
+    reference = table.get_item(ItemKey(TAIL_PK, f"#PARKED#{huge_event['id']}"))
+    assert reference is not None and reference["directory_id"] == directory_id
+    assert reference["event_type"] == "dsync.user.created" and reference["size_bytes"] > MAX_MESSAGE_BYTES
+
+
+def test_the_adapter_refuses_exactly_what_sqs_counts_over_the_limit_before_sending(aws: LocalResources) -> None:
+    """SQS counts the body's UTF-8 bytes and each attribute's name, type and value; moto counts characters of the
+    body only, so the adapter's own check is what keeps the local stack honest."""
+    queue = SqsEventQueue(aws.event_queue_url)
+
+    def sized(total: int, event_id: str) -> QueuedEvent:
+        event = QueuedEvent(
+            body="",
+            group_id="g",
+            deduplication_id=event_id,
+            event_type="dsync.user.created",
+            received_at_ms=1,
+            event_id=event_id,
+            source=EventSource.EVENTS_API,
+            directory_id="directory_01SIZE",
+        )
+        overhead = event_message_bytes(event)
+        return replace(event, body="é" * ((total - overhead) // 2) + "x" * ((total - overhead) % 2))
+
+    fits, over = sized(MAX_MESSAGE_BYTES, "event_fits"), sized(MAX_MESSAGE_BYTES + 1, "event_over")
+    assert event_message_bytes(fits) == MAX_MESSAGE_BYTES and event_message_bytes(over) == MAX_MESSAGE_BYTES + 1
+    assert len(over.body) < MAX_MESSAGE_BYTES  # moto (characters) would have taken it
+    with pytest.raises(MessageTooLargeError) as refused:
+        queue.enqueue_many([fits, over])
+    assert [event.event_id for event, _ in refused.value.oversized] == ["event_over"]
+    assert queued(aws) == []  # nothing sent
+    queue.enqueue_many([fits, fits])  # the limit itself fits; two of them go in two batches (256 KiB a batch)
+    assert len(queued(aws)) == 1  # the same deduplication id: SQS keeps one
+
+
+def test_a_stored_time_range_start_past_retention_is_clamped_when_workos_refuses_old_starts(
+    aws: LocalResources, fake: FakeWorkOS
+) -> None:
+    """A time-range tail that did not run for 31 days: WorkOS (the fake, unkindly) refuses a start older than its
+    retention with a 422. The tail reads from within the retention and queues the full reconcile."""
+    fake.unkind_events = True
+    directory_id = fake.model.create_directory(organization_id="org_01TAILOLDSTART")["id"]
+    (activated,) = fake.model.drain_events()
+    store = CursorStore(DirectoryTable(aws.table_name))
+    long_ago = iso(datetime.now(UTC) - timedelta(days=31))
+    assert store.save(Cursor(None, None, 0, 0, read_from=long_ago), expected_event_id=None)
+    result = tail.handler(SCHEDULE, lambda_context(timeout_seconds=30))
+    assert result["status"] == "ok" and result["reconciles_requested"] >= 1
+    assert [json.loads(m["Body"])["id"] for m in queued(aws)] == [activated["id"]]
+    starts = [parse_time(r.query["range_start"]) for r in fake.request_log if "range_start" in r.query]
+    assert starts and min(starts) > datetime.now(UTC) - timedelta(days=30)
+    jobs = boto3.client("sqs").receive_message(QueueUrl=aws.work_queue_url, MaxNumberOfMessages=10)["Messages"]
+    assert {json.loads(m["Body"])["directory_id"] for m in jobs} >= {directory_id}
+
+
+def test_the_unkind_fake_refuses_old_starts_and_holds_back_time_range_reads(fake: FakeWorkOS) -> None:
+    fake.unkind_events = True
+    fake.events_hold_back_seconds = 30.0
+    api = WorkOSDirectoryApi(api_key=fake.api_key, base_url=fake.base_url)
+    try:
+        with pytest.raises(WorkOSInvalidRequestError):
+            api.list_events(events=DSYNC_EVENT_TYPES, range_start=iso(datetime.now(UTC) - timedelta(days=31)))
+        fake.model.create_directory(organization_id="org_01TAILHELD")
+        start = iso(datetime.now(UTC) - timedelta(minutes=1))
+        assert api.list_events(events=DSYNC_EVENT_TYPES, range_start=start).events == []  # held back
+        fake.unkind_events = False
+        assert len(api.list_events(events=DSYNC_EVENT_TYPES, range_start=start).events) == 1
+    finally:
+        api.close()

@@ -1,5 +1,5 @@
 """Fakes for the Events API tail's ports: a table with the conditions the lease and the cursor use, an Events API
-with WorkOS's ordering, hold-back and refusals, and a batch queue that can refuse."""
+with WorkOS's ordering, hold-back and refusals, and a batch queue that can refuse (and refuses what SQS would)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.adapters.sqs import MAX_MESSAGE_BYTES, too_large
 from shared.events import parse_time
 from shared.ingest import EnqueueError, QueuedEvent
 from shared.records import ItemKey
+from shared.tail import MessageTooLargeError
 
 
 class ManualClock:
@@ -92,7 +94,12 @@ class EventsPage:
 
 @dataclass
 class FakeEventsApi:
-    """WorkOS's `GET /events` over a list of events: oldest first, cursor reads held back, refusals on demand."""
+    """WorkOS's `GET /events` over a list of events: oldest first, cursor reads held back, refusals on demand.
+
+    An event may become visible only some seconds after its creation (`add(..., visible_after_seconds=...)`), as a
+    write committed late would: that is why WorkOS holds cursor reads back. Time-range reads are not held back here
+    (the docs say nothing of them), so such an event is missing from a time-range read made before it is visible.
+    With `retention_days`, a `range_start` older than the retention is refused (422), as WorkOS may do."""
 
     clock: ManualClock
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -100,16 +107,29 @@ class FakeEventsApi:
     failures: deque[Exception] = field(default_factory=deque)
     refused_cursors: set[str] = field(default_factory=set)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    retention_days: float | None = None
+    visible_at: dict[str, float] = field(default_factory=dict)  # event id -> when it becomes visible (if late)
 
-    def add(self, event_type: str, directory_id: str, *, age_seconds: float = 60.0, **data: Any) -> dict[str, Any]:
+    def add(
+        self,
+        event_type: str,
+        directory_id: str,
+        *,
+        age_seconds: float = 60.0,
+        visible_after_seconds: float = 0.0,
+        **data: Any,
+    ) -> dict[str, Any]:
         created = datetime.fromtimestamp(self.clock() - age_seconds, UTC)
-        event = {
+        event: dict[str, Any] = {
             "object": "event",
             "id": f"event_{len(self.events) + 1:026d}",
             "event": event_type,
             "data": {"id": data.pop("id", f"obj_{len(self.events) + 1}"), "directory_id": directory_id, **data},
             "created_at": created.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
         }
+        assert visible_after_seconds <= self.hold_back_seconds, "WorkOS's hold-back covers late commits"
+        if visible_after_seconds:
+            self.visible_at[event["id"]] = parse_time(event["created_at"]).timestamp() + visible_after_seconds
         self.events.append(event)
         return event
 
@@ -136,7 +156,16 @@ class FakeEventsApi:
             raise self.failures.popleft()
         if after is not None and after in self.refused_cursors:
             raise RefusedError(f"cursor {after} expired")
-        selected = [event for event in self.events if event["event"] in events]
+        if range_start is not None and self.retention_days is not None:
+            oldest = self.clock() - self.retention_days * 86_400
+            if parse_time(range_start).timestamp() < oldest:
+                raise RefusedError(f"range_start {range_start} is past the event retention")
+        now = self.clock()
+        selected = [
+            event
+            for event in self.events
+            if event["event"] in events and self.visible_at.get(event["id"], float("-inf")) <= now
+        ]
         if after is not None:
             ids = [event["id"] for event in selected]
             selected = selected[ids.index(after) + 1 :]
@@ -166,8 +195,16 @@ class TransientError(Exception):
 
 @dataclass
 class FakeBatchQueue:
+    """The event queue as `shared.adapters.sqs.SqsEventQueue` presents it, SQS's size limit included.
+
+    SQS refuses a message over the queue's MaximumMessageSize (262,144 bytes here, `shared.resources`), counting the
+    body's UTF-8 bytes plus every message attribute's name, data type and value (AWS, SQS quotas for messages and
+    the SendMessage / MessageAttributeValue API reference). The fake measures the exact message the adapter would
+    send (`shared.adapters.sqs.event_message`) and raises what the adapter raises, before queuing anything."""
+
     messages: list[QueuedEvent] = field(default_factory=list)
     fail_next: int = 0
+    refused_for_size: int = 0
 
     def enqueue(self, event: QueuedEvent) -> None:
         self.enqueue_many([event])
@@ -176,6 +213,10 @@ class FakeBatchQueue:
         if self.fail_next:
             self.fail_next -= 1
             raise EnqueueError("injected SQS failure")
+        oversized = too_large(events)
+        if oversized:
+            self.refused_for_size += 1
+            raise MessageTooLargeError(oversized, limit=MAX_MESSAGE_BYTES)
         self.messages.extend(events)
 
     @property

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from shared import lanes
-from shared.events import DSYNC_EVENT_TYPES, parse_time
+from shared.adapters.sqs import MAX_MESSAGE_BYTES
+from shared.events import DSYNC_EVENT_TYPES, iso, parse_time
 from shared.ingest import EventSource, QueuedEvent, queued_event
 from shared.lease import Lease
-from shared.tail import EventsTail, TailConfig, TailErrors, TailReport, TailStatus
-from shared.tail_cursor import CURSOR_KEY, LEASE_KEY, Cursor, CursorStore
+from shared.observability import MetricsRecorder
+from shared.records import ItemKey
+from shared.replay import replay
+from shared.tail import EventsTail, TailConfig, TailErrors, TailReport, TailStatus, queue_events
+from shared.tail_cursor import CURSOR_KEY, LEASE_KEY, TAIL_PK, Cursor, CursorStore
+from shared.tail_report import record_tail
 from tests.support.tail_fakes import (
     AuthError,
     FakeBatchQueue,
@@ -256,3 +262,137 @@ def test_a_tail_that_has_read_nothing_yet_continues_from_its_first_start_not_a_n
     missed = world.users(1, age_seconds=25)[0]  # created after the first start, 15 s before the next one's
     world.run(seconds=2)
     assert missed["id"] in world.queue.event_ids
+
+
+# --- Issue #17, defect 7: one event too large for SQS -----------------------------------------------------------
+
+
+def test_a_non_ascii_event_is_queued_as_compact_utf8_not_ascii_escaped() -> None:
+    """A 135 KB webhook body of CJK text (3 UTF-8 bytes a character) is 270 KB once ASCII-escaped (6 bytes a
+    character): over SQS's 262,144 bytes. The tail must queue what WorkOS sent, not a body twice its size."""
+    world = World()
+    event = world.api.add("dsync.user.created", DIRECTORY, first_name="名" * 45_000)
+    report = world.run(seconds=1)
+    (message,) = world.queue.messages
+    assert message.body.encode() == json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+    assert 135_000 < len(message.body.encode()) < 136_000
+    assert report.enqueue_failures == 0 and world.queue.refused_for_size == 0
+
+
+def test_characters_sqs_refuses_stay_escaped_and_the_body_is_the_same_json() -> None:
+    """SQS accepts #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF (SendMessage reference): a lone surrogate
+    or U+FFFF must stay a JSON escape, or the body is not valid UTF-8 / is refused."""
+    event = {
+        "object": "event",
+        "id": "event_01SQSCHARS",
+        "event": "dsync.user.updated",
+        "data": {"id": "user_1", "directory_id": DIRECTORY, "name": "a\ud800b\uffff\u0001é😀"},
+        "created_at": "2026-12-01T00:00:00.000Z",
+    }
+    (message,) = queue_events([event], now_ms=0, source=EventSource.EVENTS_API)
+    assert json.loads(message.body) == event
+    assert "\\ud800" in message.body and "\\uffff" in message.body and "é😀" in message.body
+    message.body.encode("utf-8")  # no lone surrogate left
+
+
+def test_an_event_too_large_for_sqs_is_parked_and_the_cursor_moves_past_it() -> None:
+    world = World()
+    (before,) = world.users(1)
+    huge = world.api.add("dsync.user.updated", DIRECTORY, custom_attributes={"blob": "x" * 300_000})
+    after = world.users(2)
+    report = world.run(seconds=10)
+    assert world.queue.event_ids == [before["id"], after[0]["id"], after[1]["id"]]  # the rest of the page, in order
+    cursor = world.cursor()
+    assert cursor is not None and cursor.event_id == after[-1]["id"]
+    assert report.events_parked == 1 and report.parked_event_ids == [huge["id"]] and report.enqueue_failures == 0
+    reference = world.table.items[ItemKey(TAIL_PK, f"#PARKED#{huge['id']}")]
+    assert {k: reference[k] for k in ("event_id", "event_type", "directory_id", "created_at")} == {
+        "event_id": huge["id"],
+        "event_type": "dsync.user.updated",
+        "directory_id": DIRECTORY,
+        "created_at": huge["created_at"],
+    }
+    assert reference["size_bytes"] > MAX_MESSAGE_BYTES and reference["limit_bytes"] == MAX_MESSAGE_BYTES
+    assert "blob" not in json.dumps(reference, default=str)  # a reference, never the payload
+    again = world.run(seconds=5)
+    assert again.events_parked == 0 and len(world.queue.messages) == 3  # parked once, never re-read
+
+
+def test_a_poll_counts_only_once_its_page_is_queued_so_poll_age_grows_while_sqs_refuses() -> None:
+    world = World(backoff_seconds=1, heartbeat_every_seconds=1)
+    world.users(1)
+    world.run(seconds=1)
+    world.users(2)
+    world.queue.fail_next = 1_000_000  # SQS refuses every page from now on
+    started = world.clock.now
+    report = world.run(seconds=30)
+    assert report.enqueue_failures > 1 and report.polls == 0 and report.last_read_at is None
+    metrics = MetricsRecorder(service="dsync-tail")
+    record_tail(metrics, report, now=world.clock.now)
+    assert metrics.total("TailPollAgeSeconds") >= world.clock.now - started  # the alarm's input keeps growing
+    assert metrics.total("TailEnqueueFailures") == report.enqueue_failures
+
+
+# --- Issue #17: the time-range start, retention and the hold-back --------------------------------------------------
+
+
+def test_an_idle_time_range_tail_moves_its_start_so_workos_never_refuses_it() -> None:
+    """With no event ever read, the start stayed where bootstrap put it: 30 days later WorkOS refused it, and every
+    later run failed on the same refused start."""
+    world = World(bootstrap_hours=24)
+    world.api.retention_days = 30
+    for _ in range(4):
+        report = world.run(seconds=5)
+        assert report.status is TailStatus.OK
+        start = parse_time(world.api.requests[-1]["range_start"]).timestamp()
+        assert world.clock.now - start <= 70  # near now (the hold-back margin, 60 s), not 24 h back
+        world.clock.sleep(10 * 86_400)  # no event for 40 days in all
+    event = world.users(1, age_seconds=5)[0]
+    world.run(seconds=5)
+    assert world.queue.event_ids == [event["id"]]
+
+
+def test_a_stored_start_past_retention_is_clamped_and_a_full_reconcile_covers_the_gap() -> None:
+    """A time-range tail that did not run for longer than WorkOS keeps events: its stored start is refused. It reads
+    from the oldest start WorkOS keeps instead, and queues the full reconcile that repairs what is gone."""
+    world = World()
+    world.api.retention_days = 30
+    long_ago = iso(datetime.fromtimestamp(world.clock.now - 31 * 86_400, UTC))
+    assert CursorStore(world.table).save(Cursor(None, None, 0, 0, read_from=long_ago), expected_event_id=None)
+    (event,) = world.users(1)
+    report = world.run(seconds=5)
+    assert report.status is TailStatus.OK and world.queue.event_ids == [event["id"]]
+    first = parse_time(world.api.requests[0]["range_start"]).timestamp()
+    assert world.clock.now - 30 * 86_400 < first < world.clock.now - 29 * 86_400
+    assert world.reconciles.reasons == ["events time range past retention"]
+    assert report.reconciles_requested == 3
+
+
+def test_a_time_range_read_never_moves_the_cursor_past_an_event_not_yet_visible() -> None:
+    """WorkOS holds events back from cursor reads so that a later id cannot pass an older event committed late; it
+    says nothing of time-range reads. A time-range read (bootstrap, recovery) that returns a newer event while an
+    older one is not visible yet must not lose the older one."""
+    world = World(idle_poll_seconds=1)
+    world.run(seconds=1)  # bootstrap: nothing yet
+    late = world.api.add("dsync.user.deleted", DIRECTORY, age_seconds=1, visible_after_seconds=2.5)
+    newer = world.api.add("dsync.user.updated", DIRECTORY, age_seconds=0.5)
+    world.run(seconds=0.5)  # one time-range read, while `late` is not visible yet
+    assert world.queue.event_ids == [newer["id"]]
+    world.run(seconds=70)  # past the hold-back margin (60 s)
+    assert late["id"] in world.queue.event_ids
+    cursor = world.cursor()
+    assert cursor is not None and cursor.event_id == newer["id"] and cursor.recheck_until is None
+
+
+def test_replay_lists_an_event_too_large_for_sqs_and_queues_the_rest_of_the_window() -> None:
+    """The tail parks such an event; replay cannot queue it either, so it must not stop at it."""
+    world = World()
+    (before,) = world.users(1)
+    huge = world.api.add("dsync.user.updated", DIRECTORY, custom_attributes={"blob": "x" * 300_000})
+    (after,) = world.users(1)
+    now = datetime.fromtimestamp(world.clock.now, UTC)
+    report = replay(world.api, world.queue, since=now - timedelta(hours=1), until=now, now=now)
+    assert world.queue.event_ids == [before["id"], after["id"]] and report.events_enqueued == 2
+    ((too_large),) = report.too_large
+    assert too_large["event_id"] == huge["id"] and too_large["directory_id"] == DIRECTORY
+    assert isinstance(too_large["size_bytes"], int) and too_large["size_bytes"] > MAX_MESSAGE_BYTES
