@@ -7,8 +7,12 @@ newer), and everything else is decided from versions read in one batched read pe
 1. parse each message (unparseable → dead-letter queue at once, so one bad event never blocks its directory);
 2. plan the records each event implies (membership events carry full user and group snapshots, so a
    `user_added` that arrives before `user.created` still creates both);
-3. read the stored versions of every key the batch touches (one BatchGetItem) and drop writes that are not newer,
-   writes for a directory that is deleted, and memberships of users or groups that are deleted;
+3. read the stored versions of every key the batch touches (one BatchGetItem per directory, so one throttled
+   partition holds back only its own directory) and drop writes that are not newer, writes for a directory that
+   is deleted, and memberships of users or groups that are deleted. What the read shows is repaired too, so a
+   redelivery after a crash finishes what the crashed attempt left: a present membership whose user or group is
+   deleted is ended, a live item in a deleted directory queues its purge again, and an activation that is the
+   stored state queues its initial sync again;
 4. write the rest in parallel (they commute), then run cascades WorkOS sends no events for: a deleted group or
    user ends its memberships; a deleted directory is tombstoned at once (readers see nothing) and its items are
    purged by a job on the work queue;
@@ -67,8 +71,9 @@ class DirectoryStore(Protocol):
         """(group_id, user_id) of the group's present membership rows."""
         ...
 
-    def live_user_memberships(self, directory_id: str, user_id: str) -> list[tuple[str, str]]:
-        """(group_id, user_id) of the user's present membership rows."""
+    def entity_versions(self, directory_id: str, prefix: str) -> dict[str, StoredVersion]:
+        """id -> stored version of every user (or group) of the directory, tombstones included; strongly
+        consistent (a query of the directory's own partition, never an index)."""
         ...
 
 
@@ -218,7 +223,7 @@ class BatchPlan:
     activations: dict[str, tuple[ItemKey, list[str]]] = field(default_factory=dict)  # directory -> (key, messages)
 
 
-def resolve(plans: Sequence[EventPlan], stored: Mapping[ItemKey, StoredVersion]) -> BatchPlan:
+def resolve(plans: Sequence[EventPlan], stored: Mapping[ItemKey, StoredVersion], *, expires_at: int) -> BatchPlan:
     """Drop every write that would not change the store; keep the newest eligible candidate per key."""
     newest = _newest(record for plan in plans for record in plan.records)
 
@@ -249,7 +254,33 @@ def resolve(plans: Sequence[EventPlan], stored: Mapping[ItemKey, StoredVersion])
             waiting.append(plan.message.message_id)
     for plan in plans:
         _add_directory_tasks(batch, plan, stored=stored, newest=newest, gone=gone)
+        _end_orphaned_memberships(batch, plan, stored=stored, deleted=deleted, expires_at=expires_at)
     return batch
+
+
+def _end_orphaned_memberships(
+    batch: BatchPlan,
+    plan: EventPlan,
+    *,
+    stored: Mapping[ItemKey, StoredVersion],
+    deleted: Callable[[ItemKey], bool],
+    expires_at: int,
+) -> None:
+    """A membership the read shows present while its user or group is deleted is ended at that deletion's version
+    (a crash between a membership's write and its read-back left it so; the redelivery finishes the read-back)."""
+    for record in plan.records:
+        existing = stored.get(record.key)
+        if not record.key.sk.startswith(schema.MEMBER_PREFIX) or existing is None or existing.deleted:
+            continue
+        deletions = [
+            version.vkey
+            for key in records.membership_parents(record)
+            if (version := stored.get(key)) is not None and deleted(key)
+        ]
+        planned = batch.writes.get(record.key)
+        if deletions and max(deletions) > max(existing.vkey, planned.vkey if planned else -1):
+            batch.writes[record.key] = records.ended_membership(record, vkey=max(deletions), expires_at=expires_at)
+            batch.writers[record.key].append(plan.message.message_id)
 
 
 def _newest(candidates: Iterable[Record]) -> dict[ItemKey, Record]:
@@ -278,6 +309,14 @@ def _add_directory_tasks(
 ) -> None:
     directory_id, message_id = plan.event.directory_id, plan.message.message_id
     if plan.directory_deleted:
+        batch.purges[directory_id].append(message_id)
+    elif directory_id in gone and any(
+        (version := stored.get(record.key)) is not None and not version.deleted
+        for record in plan.records
+        if record.key != records.directory_key(directory_id)
+    ):
+        # A live item in a deleted directory outlived its purge (written by another lane meanwhile, and the
+        # read-back that would have queued the purge again did not run): queue it again. The purge is idempotent.
         batch.purges[directory_id].append(message_id)
     if plan.cascade is not None and directory_id not in gone:
         batch.cascades[plan.cascade].append(message_id)
@@ -322,24 +361,21 @@ class Applier:
         outcomes, plans = self._plan_all(messages)
         if not plans:
             return outcomes
-        keys = {record.key for plan in plans for record in plan.records}
-        keys |= {records.directory_key(plan.event.directory_id) for plan in plans}
-        keys |= {records.applied_key(plan.event.directory_id) for plan in plans}
-        try:
-            stored = self.store.get_versions(keys)
-        except (TransientStoreError, PermanentStoreError) as error:
-            for plan in plans:
-                outcome = outcomes[plan.message.message_id]
-                _fail(outcome, Status.RETRY, f"read failed: {error}")
-                outcome.throttled = isinstance(error, StoreThrottledError)
-            self._move_throttled(plans, outcomes)
-            return outcomes
-        batch = resolve(plans, stored)
         deadline = time.monotonic() + remaining_seconds() - self.config.safety_margin_seconds
         with ThreadPoolExecutor(max_workers=self.config.parallelism) as pool:
+            stored, unread = self._read_versions(plans, pool)
+            for plan in plans:
+                if (error := unread.get(plan.event.directory_id)) is not None:
+                    outcome = outcomes[plan.message.message_id]
+                    _fail(outcome, Status.RETRY, f"read failed: {error}")
+                    outcome.throttled = isinstance(error, StoreThrottledError)
+            readable = [plan for plan in plans if plan.event.directory_id not in unread]
+            expires_at = int(self.clock()) + self.config.tombstone_ttl_seconds
+            batch = resolve(readable, stored, expires_at=expires_at)
             # Progress (for `dsync status`) is written beside the batch's own writes, not after them: no extra wait.
             at_ms = int(self.clock() * 1000)
-            progress = [pool.submit(self._write, r) for r in progress_records(plans, stored, batch, at_ms=at_ms)]
+            progress = [pool.submit(self._write, r) for r in progress_records(readable, stored, batch, at_ms=at_ms)]
+            self._submit_initial_syncs(batch, outcomes)
             written = self._write_all(batch, outcomes, pool)
             self._submit_jobs(batch, written, outcomes)
             self._run_cascades(batch, outcomes, pool, deadline)
@@ -349,6 +385,32 @@ class Applier:
         self._forward_refused(plans, outcomes)
         self._move_throttled(plans, outcomes)
         return outcomes
+
+    def _read_versions(
+        self, plans: Sequence[EventPlan], pool: ThreadPoolExecutor
+    ) -> tuple[dict[ItemKey, StoredVersion], dict[str, Exception]]:
+        """Every key the batch touches, read one directory at a time (in parallel): a partition that is throttled,
+        wholly or partly, fails only its own directory's messages, and only that directory is marked hot."""
+        keys: dict[str, set[ItemKey]] = defaultdict(set)
+        for plan in plans:
+            directory_id = plan.event.directory_id
+            keys[directory_id].update(record.key for record in plan.records)
+            keys[directory_id].update((records.directory_key(directory_id), records.applied_key(directory_id)))
+
+        def read(directory_keys: set[ItemKey]) -> dict[ItemKey, StoredVersion] | Exception:
+            try:
+                return self.store.get_versions(directory_keys)
+            except (TransientStoreError, PermanentStoreError) as error:
+                return error
+
+        stored: dict[ItemKey, StoredVersion] = {}
+        unread: dict[str, Exception] = {}
+        for directory_id, result in zip(keys, pool.map(read, keys.values()), strict=True):
+            if isinstance(result, Exception):
+                unread[directory_id] = result
+            else:
+                stored.update(result)
+        return stored, unread
 
     def _move_hot(self, messages: Sequence[InboundMessage]) -> dict[str, MessageOutcome]:
         """Messages of directories this instance saw throttled moments ago go to the overflow lane unread."""
@@ -423,25 +485,36 @@ class Applier:
         return written
 
     def _submit_jobs(self, batch: BatchPlan, written: set[ItemKey], outcomes: dict[str, MessageOutcome]) -> None:
-        for directory_id, (key, message_ids) in batch.activations.items():
-            if key in written:  # a new activation: start its initial sync by listing
-                self._submit(JobKind.RECONCILE, directory_id, [outcomes[m] for m in message_ids])
         for directory_id, message_ids in batch.purges.items():
             waiting = [outcomes[m] for m in message_ids if outcomes[m].status is not Status.RETRY]
             if waiting:
                 self._submit(JobKind.PURGE, directory_id, waiting)
 
+    def _submit_initial_syncs(self, batch: BatchPlan, outcomes: dict[str, MessageOutcome]) -> None:
+        """A new activation's initial-sync job is queued *before* its directory is written: if the job cannot be
+        queued, the directory is not written either, so the redelivery finds the activation new and queues it then
+        (written first, a redelivery would find it stored and queue nothing). A crash in between only queues the job
+        twice, which the directory's lease makes harmless."""
+        for directory_id, (key, message_ids) in batch.activations.items():
+            waiting = [outcomes[m] for m in message_ids]
+            self._submit(JobKind.RECONCILE, directory_id, waiting)
+            if any(outcome.status is Status.RETRY for outcome in waiting):
+                batch.writes.pop(key, None)
+                for message_id in batch.writers.pop(key, []):
+                    _fail(outcomes[message_id], Status.RETRY, "could not submit the initial-sync job")
+
     def _run_cascades(
         self, batch: BatchPlan, outcomes: dict[str, MessageOutcome], pool: ThreadPoolExecutor, deadline: float
     ) -> None:
         for cascade, message_ids in batch.cascades.items():
-            changed, failure = self._cascade(cascade, pool, deadline)
+            result = self._cascade(cascade, pool, deadline)
             for message_id in message_ids:
                 outcome = outcomes[message_id]
-                outcome.writes += changed
-                if failure is not None:
-                    _fail(outcome, Status.RETRY, failure)
-                elif changed and outcome.status is Status.NOOP:
+                outcome.writes += result.ended
+                if result.failure is not None:
+                    _fail(outcome, Status.RETRY, result.failure)
+                    outcome.throttled = outcome.throttled or result.throttled  # moves to the overflow lane
+                elif result.ended and outcome.status is Status.NOOP:
                     outcome.status = Status.APPLIED
 
     def _forward_refused(self, plans: Sequence[EventPlan], outcomes: dict[str, MessageOutcome]) -> None:
@@ -508,11 +581,11 @@ class Applier:
             for outcome in waiting:
                 _fail(outcome, Status.RETRY, f"could not submit {kind.value} job: {error}")
 
-    def _cascade(self, cascade: Cascade, pool: ThreadPoolExecutor, deadline: float) -> tuple[int, str | None]:
+    def _cascade(self, cascade: Cascade, pool: ThreadPoolExecutor, deadline: float) -> CascadeResult:
         if time.monotonic() > deadline:
-            return 0, "out of time before cascade; redelivery will finish it"
+            return CascadeResult(0, "out of time before cascade; redelivery will finish it")
         expires_at = int(self.clock()) + self.config.tombstone_ttl_seconds
-        return end_memberships(self.store, cascade, expires_at=expires_at, pool=pool)
+        return end_memberships(self.store, cascade, expires_at=expires_at, pool=pool, deadline=deadline)
 
 
 def progress_records(
@@ -547,21 +620,33 @@ def write_record(store: DirectoryStore, record: Record) -> tuple[WriteResult, st
         return WriteResult.PERMANENT, str(error)
 
 
+@dataclass(frozen=True)
+class CascadeResult:
+    ended: int
+    failure: str | None = None
+    throttled: bool = False  # the directory's partition is throttled: the event moves to the overflow lane
+
+
 def end_memberships(
-    store: DirectoryStore, cascade: Cascade, *, expires_at: int, pool: ThreadPoolExecutor
-) -> tuple[int, str | None]:
+    store: DirectoryStore,
+    cascade: Cascade,
+    *,
+    expires_at: int,
+    pool: ThreadPoolExecutor,
+    deadline: float = float("inf"),
+) -> CascadeResult:
     """Tombstone every present membership of a deleted group or user at the deletion's version.
 
-    Idempotent and resumable: it reads what is still present, so a retry after a partial failure finishes the job.
-    Returns (rows ended, failure or None).
+    Both reads are strongly consistent, so a membership written a moment ago (by the lane's previous batch) is
+    found: a group's rows are one query of the partition; a user's rows are read by key, one per group the directory
+    has (the `memberships_by_user` index would be cheaper, but a GSI query cannot be strongly consistent and a row
+    it has not indexed yet would outlive its user). Idempotent and resumable: it reads what is still present, so a
+    retry after a partial failure finishes the job. It stops at `deadline` (monotonic) and says so.
     """
     try:
-        if cascade.kind == "group":
-            refs = store.live_group_memberships(cascade.directory_id, cascade.entity_id)
-        else:
-            refs = store.live_user_memberships(cascade.directory_id, cascade.entity_id)
+        refs = _present_memberships(store, cascade)
     except (TransientStoreError, PermanentStoreError) as error:
-        return 0, f"cascade read failed: {error}"
+        return CascadeResult(0, f"cascade read failed: {error}", isinstance(error, StoreThrottledError))
     tombstones = [
         records.membership_record(
             cascade.directory_id, group_id, user_id, vkey=cascade.vkey, present=False, expires_at=expires_at
@@ -569,12 +654,33 @@ def end_memberships(
         for group_id, user_id in refs
     ]
     changed = 0
-    for result, detail in pool.map(lambda record: write_record(store, record), tombstones):
-        if result is WriteResult.WRITTEN:
-            changed += 1
-        elif result in (WriteResult.TRANSIENT, WriteResult.THROTTLED, WriteResult.PERMANENT):
-            return changed, f"cascade write failed: {detail}"
-    return changed, None
+    for start in range(0, len(tombstones), CASCADE_CHUNK):
+        if time.monotonic() > deadline:
+            return CascadeResult(changed, "out of time inside the cascade; redelivery finishes it")
+        chunk = tombstones[start : start + CASCADE_CHUNK]
+        for result, detail in pool.map(lambda record: write_record(store, record), chunk):
+            if result is WriteResult.WRITTEN:
+                changed += 1
+            elif result in (WriteResult.TRANSIENT, WriteResult.THROTTLED, WriteResult.PERMANENT):
+                return CascadeResult(changed, f"cascade write failed: {detail}", result is WriteResult.THROTTLED)
+    return CascadeResult(changed)
+
+
+CASCADE_CHUNK = 100  # writes between two looks at the deadline
+
+
+def _present_memberships(store: DirectoryStore, cascade: Cascade) -> list[tuple[str, str]]:
+    directory_id, entity_id = cascade.directory_id, cascade.entity_id
+    if cascade.kind == "group":
+        return store.live_group_memberships(directory_id, entity_id)
+    groups = store.entity_versions(directory_id, schema.GROUP_PREFIX)  # tombstones too: nothing may stay present
+    keys = [records.membership_key(directory_id, group_id, entity_id) for group_id in sorted(groups)]
+    stored = store.get_versions(keys) if keys else {}
+    return [
+        (schema.group_of_membership_sk(key.sk), entity_id)
+        for key in keys
+        if (version := stored.get(key)) is not None and not version.deleted
+    ]
 
 
 def _outcome(event: DsyncEvent, status: Status) -> MessageOutcome:

@@ -1,11 +1,18 @@
-"""No `membership.added` for a user or group that is already deleted when it would be published.
+"""Change events never assert what is already gone: the publisher's guard, one strongly consistent read per batch.
 
-A directory's lanes are applied concurrently (`shared.lanes`), so a membership can be written a moment after its
-group was deleted by another applier; the applier's read-back ends it at once (`shared.apply`, step 5), but the
-stream still carries the brief present row. Before publishing, the user and group of every `membership.added` in
-the batch are read (one strongly consistent read): if either is a tombstone, the event is dropped. Whatever is
-published was true when it was read: the membership was present and both ends were live, and a later deletion of
-either publishes its own `membership.removed` through the cascade.
+A directory's lanes are applied concurrently (`shared.lanes`), so another lane can write a user, a group or a
+membership a moment after `dsync.deleted` tombstoned its directory, or a membership a moment after its group was
+deleted. The applier repairs the store at once (its read-back ends the membership and queues the purge again), but
+the stream still carries the brief live rows. Before publishing, the guard reads the directory of every event that
+asserts something exists (provisioned, updated, created, added, activated, ...), and the user and group of every
+`membership.added`:
+
+- an event whose directory is a tombstone is dropped: the directory's purge publishes the removals of whatever it
+  erases, and an app that folded a late `user.provisioned` after `directory.deleted` would keep a ghost;
+- a `membership.added` whose user or group is a tombstone is dropped.
+
+Whatever is published was true when it was read, and a later deletion publishes its own removal. Removals
+(`*.deprovisioned`, `*.deleted`, `*.removed`, `directory.token_revoked`) always pass.
 """
 
 from __future__ import annotations
@@ -14,8 +21,20 @@ from collections.abc import Collection, Sequence
 from typing import Protocol
 
 from shared import records
-from shared.changes import MEMBERSHIP_ADDED, ChangeEvent
+from shared.changes import (
+    DIRECTORY_DELETED,
+    DIRECTORY_TOKEN_REVOKED,
+    GROUP_DELETED,
+    MEMBERSHIP_ADDED,
+    MEMBERSHIP_REMOVED,
+    USER_DEPROVISIONED,
+    ChangeEvent,
+)
 from shared.records import ItemKey, StoredVersion
+
+REMOVALS = frozenset(
+    {USER_DEPROVISIONED, GROUP_DELETED, MEMBERSHIP_REMOVED, DIRECTORY_DELETED, DIRECTORY_TOKEN_REVOKED}
+)
 
 
 class VersionReader(Protocol):
@@ -30,15 +49,24 @@ def parents(event: ChangeEvent) -> tuple[ItemKey, ItemKey]:
     )
 
 
-def untrue_additions(events: Sequence[ChangeEvent], reader: VersionReader) -> set[int]:
-    """Positions of the `membership.added` events whose user or group is a tombstone now."""
-    additions = [index for index, event in enumerate(events) if event.detail_type == MEMBERSHIP_ADDED]
-    if not additions:
+def depends_on(event: ChangeEvent) -> tuple[ItemKey, ...]:
+    """The keys that must not be tombstones for the event to be true; none for a removal."""
+    if event.detail_type in REMOVALS:
+        return ()
+    directory = (records.directory_key(event.directory_id),)
+    return directory + parents(event) if event.detail_type == MEMBERSHIP_ADDED else directory
+
+
+def untrue_events(events: Sequence[ChangeEvent], reader: VersionReader) -> set[int]:
+    """Positions of the events that assert something whose directory (or, for an addition, user or group) is a
+    tombstone now."""
+    needs = [depends_on(event) for event in events]
+    keys = {key for keys in needs for key in keys}
+    if not keys:
         return set()
-    keys = {key for index in additions for key in parents(events[index])}
     stored = reader.get_versions(keys)
     return {
         index
-        for index in additions
-        if any((version := stored.get(key)) is not None and version.deleted for key in parents(events[index]))
+        for index, keys in enumerate(needs)
+        if any((version := stored.get(key)) is not None and version.deleted for key in keys)
     }

@@ -9,12 +9,25 @@ tombstone itself stays (it expires with the tombstone TTL) so that stale events 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from shared import records, schema
-from shared.adapters.dynamodb import DirectoryTable
 from shared.records import ItemKey
+
+
+class PurgeStore(Protocol):
+    """What the purge needs of the table (`shared.adapters.dynamodb.DirectoryTable`)."""
+
+    def get_item(self, key: ItemKey) -> dict[str, Any] | None: ...
+
+    def query_partition(
+        self, directory_id: str, prefix: str, *, projection: Sequence[str] | None = ..., page_size: int | None = ...
+    ) -> Iterator[dict[str, Any]]: ...
+
+    def delete_items(self, keys: Iterable[ItemKey]) -> int: ...
+
 
 PAGE_SIZE = 500
 
@@ -28,7 +41,7 @@ class PurgeResult:
 
 
 def purge_directory(
-    table: DirectoryTable, directory_id: str, *, remaining_seconds: Callable[[], float], reserve_seconds: float = 30.0
+    table: PurgeStore, directory_id: str, *, remaining_seconds: Callable[[], float], reserve_seconds: float = 30.0
 ) -> PurgeResult:
     directory = table.get_item(records.directory_key(directory_id))
     if directory is None or not directory.get(schema.DELETED_ATTRIBUTE):
@@ -49,7 +62,7 @@ def purge_directory(
             return PurgeResult(directory_id, deleted, complete=False)
 
 
-def _first_page(table: DirectoryTable, directory_id: str) -> list[dict[str, object]]:
+def _first_page(table: PurgeStore, directory_id: str) -> list[dict[str, object]]:
     items = []
     for item in table.query_partition(
         directory_id, "", projection=[schema.PARTITION_KEY, schema.SORT_KEY], page_size=PAGE_SIZE

@@ -75,12 +75,12 @@ class RepairWriter:
         single = "group" if kind == "groups" else "user"
         tombstone = records.entity_tombstone(single, self.directory_id, entity_id, vkey=vkey, expires_at=self.expires())
         written = self.write(tombstone)
-        ended, failure = end_memberships(
+        result = end_memberships(
             self._table, Cascade(single, self.directory_id, entity_id, vkey), expires_at=self.expires(), pool=self.pool
         )
-        if failure:
-            raise RuntimeError(failure)
-        return written, ended
+        if result.failure:
+            raise RuntimeError(result.failure)
+        return written, result.ended
 
     def final_vkey(self, current: StoredVersion | None) -> int:
         """A confirmed deletion is final in WorkOS: version it now, and above anything stored."""

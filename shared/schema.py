@@ -94,6 +94,10 @@ def group_members_prefix(group_id: str) -> str:
     return f"{MEMBER_PREFIX}{group_id}#"
 
 
+def group_of_membership_sk(sk: str) -> str:
+    return sk.removeprefix(MEMBER_PREFIX).partition("#")[0]
+
+
 def token_sk(token_id: str) -> str:
     return f"{TOKEN_PREFIX}{token_id}"
 

@@ -60,7 +60,7 @@ def _applier(*, events_lane: bool) -> Applier:
     attempts = EVENT_LANE_DYNAMODB_ATTEMPTS if events_lane else OVERFLOW_LANE_DYNAMODB_ATTEMPTS
     client = dynamodb_client(max_attempts=attempts, adaptive=not events_lane)
     return Applier(
-        store=DirectoryTable(config.table_name, client=client),
+        store=DirectoryTable(config.table_name, client=client, unprocessed_attempts=2 if events_lane else 8),
         work_queue=SqsWorkQueue(config.work_queue_url),
         dead_letters=SqsDeadLetterForwarder(config.dead_letter_queue_url),
         config=ApplyConfig(

@@ -4,8 +4,9 @@ A batch comes from one shard, in order. The handler:
 
 1. derives each record's change events (`shared.changes`; most records imply none). A record that cannot be read
    fails, and every later record of the batch fails with it unpublished: Lambda resumes the shard at the first
-   failed record anyway, and nothing may overtake it. A `membership.added` whose user or group is already deleted
-   is dropped (`shared.change_guard`: one consistent read for the batch's additions);
+   failed record anyway, and nothing may overtake it. An event that asserts something of a deleted directory,
+   and a `membership.added` whose user or group is already deleted, is dropped (`shared.change_guard`: one
+   consistent read for the batch);
 2. publishes all events of the batch in order, in as few PutEvents requests as possible (`ChangeBusPublisher`:
    10 entries per request, refused entries retried alone, nothing sent after an entry that stays refused);
 3. maps events that were not published back to their records, and Powertools' `BatchProcessor` reports those
@@ -30,7 +31,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.eventbridge import ChangeBusPublisher, PublishError
-from shared.change_guard import VersionReader, untrue_additions
+from shared.change_guard import VersionReader, untrue_events
 from shared.changes import ChangeEvent, MalformedStreamRecordError, changes_from_stream_record
 from shared.observability import MetricsRecorder, get_logger
 from shared.settings import PublishSettings
@@ -101,7 +102,7 @@ def publish_records(
         owners.extend(sequence_number(record) for _ in derived)
     if reader is not None and events:
         try:
-            untrue = untrue_additions(events, reader)
+            untrue = untrue_events(events, reader)
         except Exception as error:  # cannot check: publish nothing, the whole batch is retried
             for record in records:
                 outcome.failed_records.setdefault(sequence_number(record), f"guard read failed: {type(error).__name__}")

@@ -94,9 +94,12 @@ def translate(error: Exception) -> Exception:
 class DirectoryTable:
     """Implements `shared.apply.DirectoryStore` and the queries readers, reconcile and purge need."""
 
-    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
+    def __init__(self, table_name: str, client: DynamoDBClient | None = None, *, unprocessed_attempts: int = 8) -> None:
         self.table_name = table_name
         self._client = client or dynamodb_client()
+        # Rounds of a batch read's unprocessed keys (partial throttling) before it gives up with a throttle error:
+        # the events lane's applier keeps this short and moves the directory to the overflow lane instead.
+        self._unprocessed_attempts = max(1, unprocessed_attempts)
 
     # --- The write rule -------------------------------------------------------------------------------------------
 
@@ -140,7 +143,9 @@ class DirectoryTable:
                 request["ProjectionExpression"] = ", ".join(names)
                 request["ExpressionAttributeNames"] = names
             pending: dict[str, Any] = {self.table_name: request}
-            for attempt in range(8):
+            for attempt in range(self._unprocessed_attempts):
+                if attempt:
+                    _backoff(attempt - 1)
                 try:
                     response = self._client.batch_get_item(RequestItems=pending)
                 except (ClientError, BotoCoreError) as error:
@@ -149,9 +154,12 @@ class DirectoryTable:
                 pending = dict(response.get("UnprocessedKeys") or {})
                 if not pending:
                     break
-                _backoff(attempt)
             else:
-                raise TransientStoreError("BatchGetItem left keys unprocessed after 8 attempts")
+                # DynamoDB leaves keys unprocessed when the partition's throughput is exceeded (BatchGetItem API
+                # reference): a throttle, so the applier moves the directory to the overflow lane.
+                raise StoreThrottledError(
+                    f"BatchGetItem left keys unprocessed after {self._unprocessed_attempts} attempts"
+                )
         return found
 
     def get_item(self, key: ItemKey) -> dict[str, Any] | None:

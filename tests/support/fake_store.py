@@ -1,20 +1,61 @@
-"""In-memory `DirectoryStore` with DynamoDB's semantics for the operations the applier uses.
+"""In-memory `DirectoryStore` with DynamoDB's semantics for the operations the applier, the cascade and the purge use.
 
 `tests/integration/test_store_contract.py` runs the same contract against this fake and the real adapter on moto,
 so unit and property tests on the fake say something about the real table.
+
+A fake kinder than DynamoDB hides defects, so `Unkindness` turns on what the real service does to the pipeline,
+each modelled at the level of the port (what `shared.adapters.dynamodb.DirectoryTable` surfaces after its own
+retries), with its source:
+
+- **Index lag.** A global secondary index is updated asynchronously and a GSI Query cannot be strongly consistent
+  (DynamoDB developer guide, "Reading data from a GSI": "... eventually consistent reads"; "ConsistentRead ... not
+  supported on global secondary indexes"). Index reads (`live_user_memberships`) see the writes made up to a random
+  earlier point; base-table reads stay strongly consistent, as the adapter asks for.
+- **Throttling.** Any call may be throttled (`ProvisionedThroughputExceededException`/`ThrottlingException`, per
+  partition; a `BatchGetItem` may leave `UnprocessedKeys`, which the adapter turns into `StoreThrottledError` once
+  its retries are spent). Modelled as `StoreThrottledError` raised by a read or a write at random.
+- **Timeouts that happened anyway.** A write whose response is lost (socket timeout, 5xx after commit) raises a
+  transient error although DynamoDB applied it (boto3 "read timeout" retries; DynamoDB API "Error handling":
+  "the request may have succeeded").
+- **The Lambda killed between two writes** (timeout, out of memory, a runtime crash): `LambdaKilledError` after a
+  random number of writes; SQS then redelivers the whole batch after its visibility timeout (Lambda developer
+  guide, "Using Lambda with Amazon SQS": "the entire batch ... becomes visible again").
 """
 
 from __future__ import annotations
 
 import copy
+import random
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from shared import schema
-from shared.apply import TransientStoreError
+from shared.apply import StoreThrottledError, TransientStoreError
 from shared.records import ItemKey, Record, StoredVersion
+
+
+class LambdaKilledError(BaseException):
+    """The invocation died mid-batch (not an Exception: nothing in the applier may catch it)."""
+
+
+@dataclass
+class Unkindness:
+    """How unkind the fake store is; every probability is per call. `seed` makes a run reproducible."""
+
+    seed: int = 0
+    index_lag: bool = True
+    throttle_rate: float = 0.0
+    lost_response_rate: float = 0.0  # the write was applied, the caller hears a timeout
+    kill_rate: float = 0.0  # per write: the Lambda dies right after it
+    rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def chance(self, rate: float) -> bool:
+        return rate > 0 and self.rng.random() < rate
 
 
 @dataclass
@@ -37,18 +78,38 @@ class FakeDeadLetters:
 
 
 class FakeDirectoryStore:
-    def __init__(self) -> None:
+    def __init__(self, unkindness: Unkindness | None = None) -> None:
         self.items: dict[ItemKey, dict[str, Any]] = {}
         self.calls: dict[str, int] = {}
         self.fail_puts_for: set[str] = set()  # sort-key prefixes whose puts raise TransientStoreError
-        self._lock = threading.Lock()
+        self.unkindness = unkindness
+        self.on_write: Callable[[dict[str, Any] | None, dict[str, Any] | None], None] | None = None
+        self._lock = threading.RLock()
+        self._index_log: list[tuple[ItemKey, dict[str, Any] | None]] = []  # writes, in order, for the GSI
+        self._indexed = 0  # how many of them the GSI has applied
 
     def _count(self, operation: str) -> None:
         self.calls[operation] = self.calls.get(operation, 0) + 1
 
+    def _maybe_throttle(self, operation: str) -> None:
+        if self.unkindness is not None and self.unkindness.chance(self.unkindness.throttle_rate):
+            raise StoreThrottledError(f"injected throttling of {operation}")
+
+    def _commit(self, key: ItemKey, new: dict[str, Any] | None) -> None:
+        """Under the lock: the write, its stream record (`on_write`) and its place in the index's queue."""
+        old = self.items.get(key)
+        if new is None:
+            self.items.pop(key, None)
+        else:
+            self.items[key] = new
+        self._index_log.append((key, copy.deepcopy(new)))
+        if self.on_write is not None:
+            self.on_write(copy.deepcopy(old), copy.deepcopy(new))
+
     def get_versions(self, keys: Collection[ItemKey]) -> dict[ItemKey, StoredVersion]:
         with self._lock:
             self._count("get_versions")
+            self._maybe_throttle("BatchGetItem")
             return {
                 key: StoredVersion(int(item[schema.VERSION_ATTRIBUTE]), bool(item[schema.DELETED_ATTRIBUTE]))
                 for key in keys
@@ -56,26 +117,58 @@ class FakeDirectoryStore:
             }
 
     def put_if_newer(self, record: Record) -> bool:
+        unkind = self.unkindness
         with self._lock:
             self._count("put_if_newer")
             if any(record.key.sk.startswith(prefix) for prefix in self.fail_puts_for):
                 raise TransientStoreError("injected throttling")
+            self._maybe_throttle("PutItem")
             existing = self.items.get(record.key)
             if existing is not None and int(existing[schema.VERSION_ATTRIBUTE]) >= record.vkey:
                 return False
-            self.items[record.key] = dict(record.item())
+            self._commit(record.key, dict(record.item()))
+            if unkind is not None and unkind.chance(unkind.kill_rate):
+                raise LambdaKilledError(f"killed after writing {record.key.sk}")
+            if unkind is not None and unkind.chance(unkind.lost_response_rate):
+                raise TransientStoreError("read timeout (the write was applied)")
             return True
 
+    def entity_versions(self, directory_id: str, prefix: str) -> dict[str, StoredVersion]:
+        self._maybe_throttle("Query")
+        return {
+            str(item["id"]): StoredVersion(int(item[schema.VERSION_ATTRIBUTE]), bool(item[schema.DELETED_ATTRIBUTE]))
+            for item in self.partition(directory_id, prefix)
+        }
+
     def live_group_memberships(self, directory_id: str, group_id: str) -> list[tuple[str, str]]:
+        self._maybe_throttle("Query")
         prefix = schema.group_members_prefix(group_id)
         return [(i["group_id"], i["user_id"]) for i in self.partition(directory_id, prefix) if not i["deleted"]]
 
     def live_user_memberships(self, directory_id: str, user_id: str) -> list[tuple[str, str]]:
+        """The `memberships_by_user` GSI: eventually consistent, so it may lag the table (see the module doc)."""
+        member_key = schema.member_key(directory_id, user_id)
         return [
-            (i["group_id"], i["user_id"])
-            for i in self.partition(directory_id, schema.MEMBER_PREFIX)
-            if not i["deleted"] and i["user_id"] == user_id
+            (item["group_id"], item["user_id"])
+            for item in self._index_snapshot().values()
+            if item.get("member_key") == member_key and not item[schema.DELETED_ATTRIBUTE]
         ]
+
+    def _index_snapshot(self) -> dict[ItemKey, dict[str, Any]]:
+        with self._lock:
+            pending = len(self._index_log) - self._indexed
+            unkind = self.unkindness
+            if unkind is None or not unkind.index_lag:
+                self._indexed += pending
+            elif pending:
+                self._indexed += unkind.rng.randint(0, pending)  # the index catches up by a random amount
+            snapshot: dict[ItemKey, dict[str, Any]] = {}
+            for key, item in self._index_log[: self._indexed]:
+                if item is None:
+                    snapshot.pop(key, None)
+                else:
+                    snapshot[key] = item
+            return snapshot
 
     def partition(self, directory_id: str, prefix: str = "") -> Iterator[dict[str, Any]]:
         pk = schema.directory_pk(directory_id)
@@ -87,6 +180,27 @@ class FakeDirectoryStore:
             )
         for _, item in selected:
             yield item
+
+    # --- What the purge uses (`shared.purge.PurgeStore`) ---------------------------------------------------------
+
+    def get_item(self, key: ItemKey) -> dict[str, Any] | None:
+        with self._lock:
+            item = self.items.get(key)
+            return copy.deepcopy(item) if item is not None else None
+
+    def query_partition(
+        self, directory_id: str, prefix: str, *, projection: Sequence[str] | None = None, page_size: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        yield from self.partition(directory_id, prefix)
+
+    def delete_items(self, keys: Iterable[ItemKey]) -> int:
+        count = 0
+        with self._lock:
+            for key in keys:
+                if key in self.items:
+                    self._commit(key, None)
+                count += 1
+        return count
 
     def delete_partition(self, directory_id: str) -> None:
         pk = schema.directory_pk(directory_id)
