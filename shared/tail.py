@@ -16,6 +16,11 @@ documents its hold-back for cursor reads only. Their start moves forward while n
 `hold_back_margin_seconds`, and never older than the retention, which WorkOS may refuse), and when one returns events
 younger than the margin, the window before them is read again by time once the margin has passed (`Cursor.recheck_*`).
 
+A refused cursor is an expiry (recover by time, queue a full reconcile) only if the API key still sees a directory
+or organization the mirror holds (`EnvironmentCheck`, `shared.key_check.KeyCheck`). If it sees none, the key is most
+likely of another WorkOS environment: the tail stops (`ENVIRONMENT_CHANGED`, metric `TailEnvironmentChanged`),
+queues nothing and leaves its cursor for the right key to continue from.
+
 A page is counted as polled (and poll age reset) only once SQS accepted it. An event whose message cannot fit in SQS
 (`MessageTooLargeError`) is parked: a reference (ids, type, size, time) in the table and the `TailEventsParked`
 metric, and the cursor moves past it; reconcile repairs what it carried.
@@ -35,6 +40,7 @@ from typing import Any, Protocol
 
 from shared.events import DSYNC_EVENT_TYPES, iso, parse_time
 from shared.ingest import BatchEventQueue, EnqueueError, EventSource, QueuedEvent, queued_event
+from shared.key_check import WRONG_ENVIRONMENT
 from shared.lease import Lease
 from shared.tail_cursor import Cursor, CursorStore, ParkedEvent
 
@@ -74,6 +80,14 @@ class MessageTooLargeError(EnqueueError):
         self.limit = limit
 
 
+class EnvironmentCheck(Protocol):
+    """Asked when WorkOS refuses the cursor (implemented by `shared.key_check.KeyCheck`)."""
+
+    def known_directories_visible(self) -> bool:
+        """Whether the API key sees a directory or organization the mirror holds (or the mirror holds none)."""
+        ...
+
+
 class ReconcileRequester(Protocol):
     def request_full_reconcile(self, reason: str) -> int:
         """Queue a reconcile of every directory; returns how many were queued."""
@@ -94,6 +108,8 @@ class TailStatus(StrEnum):
     BUSY = "busy"  # another tail holds the lease
     SUPERSEDED = "superseded"  # another tail moved the cursor: this one stopped without writing
     AUTH_FAILED = "auth_failed"  # WorkOS rejected the API key
+    # WorkOS refused the cursor and the key sees none of the mirror's directories: a key of another environment
+    ENVIRONMENT_CHANGED = "environment_changed"
 
 
 @dataclass(frozen=True)
@@ -202,6 +218,7 @@ class EventsTail:
         cursors: CursorStore,
         lease: Lease,
         reconciles: ReconcileRequester,
+        environment: EnvironmentCheck,
         config: TailConfig | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
@@ -213,6 +230,7 @@ class EventsTail:
         self._cursors = cursors
         self._lease = lease
         self._reconciles = reconciles
+        self._environment = environment
         self._config = config or TailConfig()
         self._clock = clock
         self._sleep = sleep
@@ -306,6 +324,10 @@ class EventsTail:
     @property
     def reconciles(self) -> ReconcileRequester:
         return self._reconciles
+
+    @property
+    def environment(self) -> EnvironmentCheck:
+        return self._environment
 
 
 class _Polling:
@@ -509,8 +531,28 @@ class _Polling:
             self.report.status = TailStatus.SUPERSEDED
 
     def recover(self, reason: str) -> None:
-        """WorkOS refused the cursor (expired past retention, or unknown): re-read by time and repair by reconcile."""
+        """WorkOS refused the cursor (expired past retention, or unknown): re-read by time and repair by reconcile,
+        unless the key sees none of the mirror's directories (another environment's key): then stop, queue nothing
+        and leave the cursor as it is."""
         assert self.cursor is not None and self.cursor.event_created_at is not None
+        errors = self.tail.errors
+        try:
+            same_environment = self.tail.environment.known_directories_visible()
+        except errors.auth as error:
+            self.auth_failed(error)
+            return
+        except (*errors.refused, *errors.transient) as error:
+            self.unavailable(error)  # backed off: the next read is refused again and asks again
+            return
+        if not same_environment:
+            message = f"WorkOS refused the tail's cursor and {WRONG_ENVIRONMENT}"
+            logger.error(
+                "the tail stops: WorkOS refused its cursor and %s; no reconcile was queued and the cursor is kept",
+                WRONG_ENVIRONMENT,
+                extra={"cursor": self.cursor.event_id, "error": reason},
+            )
+            self.report.status, self.report.error = TailStatus.ENVIRONMENT_CHANGED, message
+            return
         now = self.now()
         since = recovery_start(self.cursor.event_created_at, now, self.config)
         logger.error(

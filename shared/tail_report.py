@@ -24,6 +24,7 @@ def record_tail(metrics: MetricsRecorder, report: TailReport, *, now: float) -> 
     metrics.count("TailEventsParked", report.events_parked)
     metrics.count("TailCursorRefused", report.recoveries)
     metrics.count("TailAuthFailures", 1 if report.status is TailStatus.AUTH_FAILED else 0)
+    metrics.count("TailEnvironmentChanged", 1 if report.status is TailStatus.ENVIRONMENT_CHANGED else 0)
     for lag in report.lag_seconds:
         metrics.record("TailLagSeconds", lag, "Seconds")
     cursor = report.cursor

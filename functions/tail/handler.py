@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.secrets import ApiKeyStore
 from shared.adapters.sqs import SqsEventQueue, SqsWorkQueue
+from shared.key_check import KeyCheck
 from shared.lease import Lease
 from shared.observability import MetricsRecorder, get_logger
 from shared.reconcile_jobs import WavePlanner
@@ -67,6 +68,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             cursors=CursorStore(deps.table),
             lease=Lease(deps.table, LEASE_KEY),
             reconciles=WavePlanner(api, deps.table, deps.work_queue),
+            environment=KeyCheck(api, deps.table),  # a refused cursor under another environment's key stops it
             config=TailConfig(
                 bootstrap_hours=settings.tail_bootstrap_hours,
                 idle_poll_seconds=settings.tail_idle_poll_seconds,

@@ -310,6 +310,15 @@ class PipelineMonitoring(Construct):
             runbook="Tail poll age high",
         )
         self._alarm(
+            "TailEnvironmentChanged",
+            metrics.custom(tail, "TailEnvironmentChanged"),
+            threshold=1,
+            description="WorkOS refused the tail's cursor and the API key sees none of the directories the mirror "
+            "holds: most likely a key of another WorkOS environment. The tail stopped without queuing a reconcile "
+            "and kept its cursor; check the key with dsync check-key.",
+            runbook="Tail cursor refused or near retention",
+        )
+        self._alarm(
             "TailAuthFailures",
             metrics.custom(tail, "TailAuthFailures"),
             threshold=1,

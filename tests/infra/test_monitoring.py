@@ -54,6 +54,7 @@ EMITTED: dict[str, set[str]] = {
         "TailUnavailable",
         "TailEnqueueFailures",
         "TailEventsParked",
+        "TailEnvironmentChanged",
         "TailCursorRefused",
         "TailAuthFailures",
         "TailLagSeconds",
@@ -191,6 +192,8 @@ EXPECTED_ALARMS: dict[str, tuple[str, str, Any, str, int, str, float, int]] = {
     "TailEnqueueFailures": (CUSTOM, "TailEnqueueFailures", service("tail"), "Sum", 300, GTE, 3, 1),
     # An event no SQS message can hold was parked: its directory needs a reconcile.
     "TailEventsParked": (CUSTOM, "TailEventsParked", service("tail"), "Sum", 300, GTE, 1, 1),
+    # WorkOS refused the cursor and the key sees none of the mirror's directories: a key of another environment.
+    "TailEnvironmentChanged": (CUSTOM, "TailEnvironmentChanged", service("tail"), "Sum", 300, GTE, 1, 1),
 }
 BREACHING_WHEN_MISSING = {"TailPollAge"}
 
@@ -229,7 +232,7 @@ def test_custom_metric_alarms_watch_metrics_the_functions_emit(stack: DirectoryS
         for alarm in resources(template, "AWS::CloudWatch::Alarm").values()
         if alarm["Properties"]["Namespace"] == DEFAULT_METRICS_NAMESPACE
     ]
-    assert len(custom) == 12
+    assert len(custom) == 13
     for alarm in custom:
         ((dimension,),) = [alarm["Dimensions"]]
         assert dimension["Name"] == "service"
@@ -358,7 +361,7 @@ def test_metrics_namespace_reaches_functions_alarms_and_dashboard(
         for alarm in resources(alternative_template, "AWS::CloudWatch::Alarm").values()
         if not alarm["Properties"]["Namespace"].startswith("AWS/")
     ]
-    assert custom == [namespace] * 12
+    assert custom == [namespace] * 13
     body, _ = dashboard_body(alternative_template)
     assert DEFAULT_METRICS_NAMESPACE not in json.dumps(body).replace(namespace, "")
 
@@ -510,4 +513,4 @@ def test_alarm_descriptions_point_to_runbook_sections(stack: DirectorySyncStack,
         if match:
             referenced += 1
             assert any(heading.startswith(match[1]) for heading in headings), match[1]
-    assert referenced == 20  # all but the per-function Errors/Throttles alarms
+    assert referenced == 21  # all but the per-function Errors/Throttles alarms

@@ -19,12 +19,15 @@ from shared import lanes
 from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.sqs import MAX_MESSAGE_BYTES, SOURCE_ATTRIBUTE, SqsEventQueue, event_message_bytes
 from shared.adapters.workos_api import WorkOSDirectoryApi, WorkOSInvalidRequestError
+from shared.apply import Applier, InboundMessage, Status
 from shared.events import DSYNC_EVENT_TYPES, iso, parse_time
 from shared.ingest import EventSource, QueuedEvent
+from shared.key_check import WRONG_ENVIRONMENT
 from shared.records import ItemKey
 from shared.tail import MessageTooLargeError
 from shared.tail_cursor import TAIL_PK, Cursor, CursorStore
 from shared.workos_client import workos_api
+from tests.support.fake_store import FakeDeadLetters
 from tests.support.lambda_context import lambda_context
 
 pytestmark = pytest.mark.integration
@@ -243,3 +246,48 @@ def test_the_unkind_fake_refuses_old_starts_and_holds_back_time_range_reads(fake
         assert len(api.list_events(events=DSYNC_EVENT_TYPES, range_start=start).events) == 1
     finally:
         api.close()
+
+
+def test_a_key_of_another_environment_stops_the_tail_without_a_reconcile(aws: LocalResources, fake: FakeWorkOS) -> None:
+    """Issue #17, interlock: the key is swapped for a staging key. WorkOS refuses the cursor (its event does not exist
+    there) and none of the mirror's directories is listed: the tail stops with `environment_changed`, queues no
+    reconcile, keeps its cursor, and continues from it once the right key is back."""
+    staging_key = "sk_test_staging"
+    fake.add_environment(staging_key).create_directory(organization_id="org_01STAGING")
+    directory_id = fake.model.create_directory(organization_id="org_01PRODTAIL")["id"]
+    fake.model.drain_events()
+    table = DirectoryTable(aws.table_name)
+    tail.handler(SCHEDULE, lambda_context(timeout_seconds=30))
+    applier = Applier(store=table, work_queue=_NoJobs(), dead_letters=FakeDeadLetters())
+    messages = [InboundMessage(m["MessageId"], m["Body"], "g", m["MessageId"]) for m in queued(aws)]
+    assert all(outcome.status is Status.APPLIED for outcome in applier.apply(messages).values())
+    assert [directory for directory, _ in table.live_directories()] == [directory_id]  # the mirror holds it
+    before = CursorStore(table).load()
+    assert before is not None and before.event_id is not None
+
+    _use_key(aws, staging_key)
+    result = tail.handler(SCHEDULE, lambda_context(timeout_seconds=30))
+    assert result["status"] == "environment_changed" and WRONG_ENVIRONMENT in str(result["error"])
+    assert result["reconciles_requested"] == 0 and result["recoveries"] == 0
+    assert "Messages" not in boto3.client("sqs").receive_message(QueueUrl=aws.work_queue_url)
+    assert CursorStore(table).load() == before
+
+    _use_key(aws, fake.api_key)
+    fake.model.create_user(directory_id, first_name="After", last_name="Fix", email="after@example.com")
+    (created,) = fake.model.drain_events()
+    result = tail.handler(SCHEDULE, lambda_context(timeout_seconds=30))
+    assert result["status"] == "ok" and result["recoveries"] == 0
+    assert [json.loads(m["Body"])["id"] for m in queued(aws)] == [created["id"]]
+
+
+class _NoJobs:
+    def submit(self, job: Any, delay_seconds: int = 0) -> None:
+        """The activation's initial-sync job is not what this test is about."""
+
+
+def _use_key(resources: LocalResources, api_key: str) -> None:
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=resources.workos_api_key_secret_arn, SecretString=json.dumps({"api_key": api_key})
+    )
+    tail.dependencies.cache_clear()
+    workos_api.cache_clear()

@@ -225,6 +225,21 @@ class FakeBatchQueue:
 
 
 @dataclass
+class FakeEnvironment:
+    """`shared.key_check.KeyCheck` as the tail asks it: does the key still see a directory the mirror holds?"""
+
+    visible: bool = True
+    failures: deque[Exception] = field(default_factory=deque)
+    checks: int = 0
+
+    def known_directories_visible(self) -> bool:
+        self.checks += 1
+        if self.failures:
+            raise self.failures.popleft()
+        return self.visible
+
+
+@dataclass
 class FakeReconciles:
     reasons: list[str] = field(default_factory=list)
 

@@ -13,6 +13,7 @@ from shared import lanes
 from shared.adapters.sqs import MAX_MESSAGE_BYTES
 from shared.events import DSYNC_EVENT_TYPES, iso, parse_time
 from shared.ingest import EventSource, QueuedEvent, queued_event
+from shared.key_check import WRONG_ENVIRONMENT
 from shared.lease import Lease
 from shared.observability import MetricsRecorder
 from shared.records import ItemKey
@@ -23,6 +24,7 @@ from shared.tail_report import record_tail
 from tests.support.tail_fakes import (
     AuthError,
     FakeBatchQueue,
+    FakeEnvironment,
     FakeEventsApi,
     FakeItemTable,
     FakeReconciles,
@@ -43,6 +45,7 @@ class World:
         self.table = FakeItemTable()
         self.queue = FakeBatchQueue()
         self.reconciles = FakeReconciles()
+        self.environment = FakeEnvironment()
         self.config = replace(TailConfig(reserve_seconds=0.0), **config)  # type: ignore[arg-type]
 
     def tail(self, *, seconds: float = 20.0, cursors: CursorStore | None = None) -> EventsTail:
@@ -54,6 +57,7 @@ class World:
             cursors=cursors or CursorStore(self.table),
             lease=Lease(self.table, LEASE_KEY, clock=self.clock),
             reconciles=self.reconciles,
+            environment=self.environment,
             config=replace(self.config, run_seconds=seconds),
             clock=self.clock,
             sleep=self.clock.sleep,
@@ -183,6 +187,7 @@ def test_a_refused_cursor_falls_back_to_time_minus_a_margin_queues_a_full_reconc
     world.users(1)
     report = world.run(seconds=5)
     assert report.recoveries == 1 and world.reconciles.reasons == ["events cursor refused"]
+    assert world.environment.checks == 1  # the key still sees the mirror's directories: an expiry, not a new key
     fallback = next(r for r in world.api.requests if r["range_start"] and r is not world.api.requests[0])
     assert cursor.event_created_at is not None
     expected = parse_time(cursor.event_created_at).timestamp() - 300
@@ -396,3 +401,62 @@ def test_replay_lists_an_event_too_large_for_sqs_and_queues_the_rest_of_the_wind
     ((too_large),) = report.too_large
     assert too_large["event_id"] == huge["id"] and too_large["directory_id"] == DIRECTORY
     assert isinstance(too_large["size_bytes"], int) and too_large["size_bytes"] > MAX_MESSAGE_BYTES
+
+
+# --- Issue #17, interlock: a refused cursor under another environment's key ------------------------------------------
+
+
+def test_a_refused_cursor_under_a_key_that_sees_none_of_the_mirror_stops_the_tail_with_an_alarm() -> None:
+    """A key of another WorkOS environment: the cursor is unknown there (refused), and none of the mirror's
+    directories is visible. That is an environment change, not an expiry: no full reconcile, the cursor stays."""
+    world = World()
+    world.users(2)
+    world.run(seconds=1)
+    before = world.cursor()
+    assert before is not None and before.event_id is not None
+    world.api.refused_cursors.add(before.event_id)
+    world.environment.visible = False
+    for _ in range(2):  # every later invocation stops the same way, and the alarm stays on
+        requests = len(world.api.requests)
+        report = world.run(seconds=20)
+        assert report.status is TailStatus.ENVIRONMENT_CHANGED and report.error is not None
+        assert WRONG_ENVIRONMENT in report.error
+        assert len(world.api.requests) == requests + 1  # the refused read, nothing after it
+        assert world.reconciles.reasons == [] and report.reconciles_requested == 0 and report.recoveries == 0
+        assert world.cursor() == before  # left as it was: the right key continues from it
+        metrics = MetricsRecorder(service="dsync-tail")
+        record_tail(metrics, report, now=world.clock.now)
+        assert metrics.total("TailEnvironmentChanged") == 1 and metrics.total("TailCursorRefused") == 0
+    # The right key is back: the cursor is accepted again and the tail continues from it, nothing lost.
+    world.api.refused_cursors.clear()
+    world.environment.visible = True
+    later = world.users(1)[0]
+    report = world.run(seconds=5)
+    assert report.status is TailStatus.OK and later["id"] in world.queue.event_ids
+    assert world.reconciles.reasons == []
+
+
+def test_when_the_key_check_fails_the_tail_backs_off_and_asks_again_before_deciding() -> None:
+    world = World(backoff_seconds=1)
+    world.users(1)
+    world.run(seconds=1)
+    cursor = world.cursor()
+    assert cursor is not None and cursor.event_id is not None
+    world.api.refused_cursors.add(cursor.event_id)
+    world.users(1)  # the re-read by time moves the cursor to an event WorkOS knows
+    world.environment.failures.append(TransientError(503))
+    report = world.run(seconds=5)
+    assert world.environment.checks == 2 and report.unavailable == 1
+    assert report.recoveries == 1 and world.reconciles.reasons == ["events cursor refused"]
+
+
+def test_a_rejected_key_during_the_key_check_is_an_auth_failure() -> None:
+    world = World()
+    world.users(1)
+    world.run(seconds=1)
+    cursor = world.cursor()
+    assert cursor is not None and cursor.event_id is not None
+    world.api.refused_cursors.add(cursor.event_id)
+    world.environment.failures.append(AuthError("401"))
+    report = world.run(seconds=5)
+    assert report.status is TailStatus.AUTH_FAILED and world.reconciles.reasons == [] and world.cursor() == cursor
