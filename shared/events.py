@@ -209,6 +209,11 @@ def _typed(envelope: _Envelope, event_type: EventType) -> DsyncEvent:
     )
 
 
+def describe_invalid(error: ValidationError) -> str:
+    """Where and why a payload is invalid, never its values (they are personal data)."""
+    return _summary(error)
+
+
 def _summary(error: ValidationError) -> str:
     problems = [f"{'.'.join(str(p) for p in item['loc']) or 'body'}: {item['msg']}" for item in error.errors()[:5]]
     return "; ".join(problems)

@@ -75,6 +75,7 @@ class DirectoryReport:
     duration_seconds: float = 0.0
     error: str | None = None
     busy_since_ms: int | None = None  # BUSY: when the run holding the lease started
+    skipped: int = 0  # listed items that cannot be stored (logged by id; never deleted)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -85,6 +86,7 @@ class DirectoryReport:
             "drift_total": self.drift.total(),
             "duration_seconds": round(self.duration_seconds, 3),
             "error": self.error,
+            "skipped": self.skipped,
         }
 
 
@@ -211,6 +213,7 @@ class DirectoryReconciler:
             finally:
                 lease.release()
         report = DirectoryReport(directory_id, status, run.checkpoint.run_id, run.checkpoint.drift)
+        report.skipped = run.checkpoint.skipped
         report.duration_seconds = time.monotonic() - started
         if status in (RunStatus.COMPLETE, RunStatus.DELETED):
             checkpoints.delete()

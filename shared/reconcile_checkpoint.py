@@ -55,6 +55,7 @@ class Checkpoint:
     cursor: str | None = None
     group_index: int = 0
     drift: Drift = field(default_factory=Drift)
+    skipped: int = 0  # listed items that can never become a store item (counted, logged by id, never deleted)
     seen_chunks: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
 
     def advance(self, phase: str) -> None:
@@ -101,6 +102,7 @@ class CheckpointStore:
                 cursor=item.get("cursor"),
                 group_index=int(item.get("group_index", 0)),
                 drift=Drift(**{k: int(v) for k, v in dict(item.get("drift", {})).items()}),
+                skipped=int(item.get("skipped", 0)),
                 seen_chunks={k: int(v) for k, v in dict(item.get("seen_chunks", {})).items()},
             )
             seen = {kind: self._load_seen(kind, count) for kind, count in checkpoint.seen_chunks.items()}
@@ -135,6 +137,7 @@ class CheckpointStore:
                 "cursor": checkpoint.cursor,
                 "group_index": checkpoint.group_index,
                 "drift": asdict(checkpoint.drift),
+                "skipped": checkpoint.skipped,
                 "seen_chunks": dict(checkpoint.seen_chunks),
                 "saved_at": int(self._clock()),
             }

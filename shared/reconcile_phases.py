@@ -7,6 +7,7 @@ can checkpoint or pause. Resuming a phase picks up at the checkpoint's cursor or
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -14,13 +15,17 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, Protocol
 
+from pydantic import ValidationError
+
 from shared import records, schema
 from shared.deletion_guard import DeletionPolicy, DeletionRefusedError, DeletionsHeldError
-from shared.events import Directory, DirectoryGroup, DirectoryUser
+from shared.events import Directory, DirectoryGroup, DirectoryUser, describe_invalid
 from shared.key_check import WRONG_ENVIRONMENT, KeyView
 from shared.reconcile_checkpoint import Checkpoint, SeenIds
 from shared.reconcile_writes import RepairWriter, prefix_of
-from shared.records import Record, StoredVersion
+from shared.records import Record, RecordTooLargeError, StoredVersion
+
+logger = logging.getLogger(__name__)
 
 PAGE = 100  # repairs are written (and the resume cursor moved) a listing page at a time
 
@@ -129,9 +134,19 @@ def sync_entities(run: RunState, kind: str) -> None:
 
     with OnePageAhead() as writes:
         for count, listed in enumerate(listing, start=1):
-            record = _entity_record(kind, listed)
             last_id = str(listed["id"])
-            run.seen.add(kind, last_id)
+            run.seen.add(kind, last_id)  # listed: never removed, even if it cannot be written
+            try:
+                record = _entity_record(kind, listed)
+            except (ValidationError, RecordTooLargeError) as error:
+                # One object that can never be an item must not stop the rest of the directory, run after run.
+                run.checkpoint.skipped += 1
+                reason = describe_invalid(error) if isinstance(error, ValidationError) else str(error)
+                logger.warning(
+                    "reconcile skipped an item it cannot store",
+                    extra={"directory_id": run.directory_id, "kind": kind, "id": last_id, "reason": reason},
+                )
+                continue
             existing = stored.get(last_id)
             if existing is None or existing.vkey < record.vkey:
                 pending.append((record, existing is None))
@@ -211,7 +226,8 @@ def sync_memberships(run: RunState) -> None:
                 for user_id in sorted(present - listed)
             ]
             writes.submit(
-                partial(writer.write_many, repairs), partial(_memberships_done, checkpoint, repairs, index + 1)
+                partial(writer.write_memberships, repairs),
+                partial(_memberships_done, checkpoint, repairs, index + 1),
             )
             index += 1
             run.tick()

@@ -72,6 +72,8 @@ def record_report(
     metrics.record("ReconcileDuration", report.duration_seconds, "Seconds")
     if report.status is RunStatus.FAILED:
         metrics.count("ReconcileFailures")
+    if report.skipped:
+        metrics.count("ReconcileItemsSkipped", report.skipped)  # listed objects that can never be stored
     if report.status is RunStatus.REFUSED:
         metrics.count("ReconcileRefused")  # alarmed: a deletion without evidence (another environment's key?)
     if report.status is RunStatus.HELD:

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from shared import records, schema
 from shared.adapters.dynamodb import DirectoryTable
 from shared.apply import Cascade, WriteResult, end_memberships, write_record
+from shared.read_back import ReadBack
 from shared.records import Record, StoredVersion
 
 
@@ -68,6 +69,18 @@ class RepairWriter:
 
     def write_many(self, batch: list[Record]) -> list[bool]:
         return list(self.pool.map(self.write, batch))
+
+    def write_memberships(self, batch: list[Record]) -> list[bool]:
+        """Membership repairs, then the apply Lambda's read-back (`shared.read_back`): a webhook may delete the user
+        or group between the run's listing and this write; then the membership just written is ended at once (the
+        deletion's cascade read before our write, so only this read can see both)."""
+        written = self.write_many(batch)
+        done = {record.key for record, ok in zip(batch, written, strict=True) if ok}
+        read_back = ReadBack.of({record.key: record for record in batch}, done)
+        if read_back.memberships:
+            stored = self._table.get_versions(read_back.keys)
+            self.write_many(read_back.endings(stored, expires_at=self.expires()))
+        return written
 
     def remove(self, kind: str, entity_id: str, current: StoredVersion) -> tuple[bool, int]:
         """Tombstone a user or group WorkOS confirmed gone and end its memberships: (tombstoned, memberships ended)."""

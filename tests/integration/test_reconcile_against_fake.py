@@ -330,3 +330,55 @@ def test_a_user_and_membership_created_by_webhook_mid_run_are_kept(
     assert report.status is RunStatus.COMPLETE and report.drift.memberships_removed == 0
     assert late[0] in {u["id"] for u in DirectoryReader(world.table).group_members(directory_id, group_id)}
     assert world.matches_truth(directory_id)
+
+
+def test_a_group_deleted_by_webhook_mid_run_keeps_no_membership_the_run_repaired(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #17 defect 6: the membership repair is written after the group's deletion cascade ran; the run's
+    read-back ends it (a deleted group is never revisited by a later run)."""
+    directory_id = synced_directory(world)
+    group_id = world.model.group_ids(directory_id)[0]
+    members = sorted(world.model.members(group_id))
+    world.table.delete_items([_key(directory_id, f"MEMBER#{group_id}#{member}") for member in members])
+    original = world.api.iter_group_member_ids
+
+    def listing_then_deletion(directory: str, group: str, *, after: str | None = None) -> Iterator[str]:
+        listed = list(original(directory, group, after=after))
+        if group == group_id:
+            world.clock.advance(timedelta(days=3))  # the deletion happens now, after the run started
+            world.model.delete_group(group_id)
+            world.deliver(world.model.drain_events())  # its webhook (and cascade) lands before reconcile writes
+        yield from listed
+
+    monkeypatch.setattr(world.api, "iter_group_member_ids", listing_then_deletion)
+    report = world.reconciler().run(directory_id)
+    assert report.status is RunStatus.COMPLETE
+    rows = list(world.table.query_partition(directory_id, f"MEMBER#{group_id}#"))
+    assert rows and all(row["deleted"] for row in rows)  # written by the repair, then ended by its read-back
+    assert world.matches_truth(directory_id)
+
+
+def test_a_user_that_can_never_be_stored_is_skipped_by_id_without_personal_data(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue #17 defect 10: one bad object no longer fails its directory's reconcile at the same spot forever."""
+    directory_id = world.model.create_directory(organization_id="org_01SKIP")["id"]
+    populate(world.model, directory_id, users=30, groups=2, rng=random.Random(4))
+    world.model.drain_events()
+    bad_id = world.model.user_ids(directory_id)[10]
+    original = world.api.iter_users
+
+    def with_a_broken_user(directory: str, *, after: str | None = None) -> Iterator[dict[str, Any]]:
+        for user in original(directory, after=after):
+            yield {**user, "first_name": {"secret": "PII-Ada-Lovelace"}} if user["id"] == bad_id else user
+
+    monkeypatch.setattr(world.api, "iter_users", with_a_broken_user)
+    with caplog.at_level("WARNING"):
+        report = world.reconciler().run(directory_id)
+    assert report.status is RunStatus.COMPLETE and report.skipped == 1
+    assert report.drift.users_created == 29  # everything after the bad user too
+    [skipped] = [record for record in caplog.records if record.getMessage().startswith("reconcile skipped")]
+    assert vars(skipped)["id"] == bad_id and "first_name" in vars(skipped)["reason"]
+    assert "PII-Ada-Lovelace" not in str(vars(skipped))
+    assert "PII-Ada-Lovelace" not in json.dumps(report.as_dict())
