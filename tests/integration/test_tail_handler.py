@@ -17,7 +17,13 @@ from dsync.local.provision import LocalResources
 from functions.tail import handler as tail
 from shared import lanes
 from shared.adapters.dynamodb import DirectoryTable
-from shared.adapters.sqs import MAX_MESSAGE_BYTES, SOURCE_ATTRIBUTE, SqsEventQueue, event_message_bytes
+from shared.adapters.sqs import (
+    MAX_MESSAGE_BYTES,
+    SOURCE_ATTRIBUTE,
+    SqsEventQueue,
+    event_message_bytes,
+    send_batches,
+)
 from shared.adapters.workos_api import WorkOSDirectoryApi, WorkOSInvalidRequestError
 from shared.apply import Applier, InboundMessage, Status
 from shared.events import DSYNC_EVENT_TYPES, iso, parse_time
@@ -208,8 +214,13 @@ def test_the_adapter_refuses_exactly_what_sqs_counts_over_the_limit_before_sendi
         queue.enqueue_many([fits, over])
     assert [event.event_id for event, _ in refused.value.oversized] == ["event_over"]
     assert queued(aws) == []  # nothing sent
-    queue.enqueue_many([fits, fits])  # the limit itself fits; two of them go in two batches (256 KiB a batch)
-    assert len(queued(aws)) == 1  # the same deduplication id: SQS keeps one
+    queue.enqueue_many([fits])  # the limit itself fits
+    assert len(queued(aws)) == 1
+    # Batches are cut by what SQS counts (attributes included) at 256 KiB a request, and at 10 entries.
+    half, half_and_one = sized(MAX_MESSAGE_BYTES // 2, "event_half"), sized(MAX_MESSAGE_BYTES // 2 + 1, "event_more")
+    assert [len(batch) for batch in send_batches([half, half], event_message_bytes)] == [2]
+    assert [len(batch) for batch in send_batches([half_and_one, half], event_message_bytes)] == [1, 1]
+    assert [len(batch) for batch in send_batches([replace(fits, body="{}")] * 11, event_message_bytes)] == [10, 1]
 
 
 def test_a_stored_time_range_start_past_retention_is_clamped_when_workos_refuses_old_starts(
