@@ -28,13 +28,16 @@ from aws_cdk import aws_logs as logs
 from constructs import Node
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from shared.deletion_guard import DEFAULT_MAX_DIRECTORY_DELETIONS_PER_WAVE, DEFAULT_MAX_REMOVAL_SHARE
 from shared.resources import (
     API_THROTTLE_BURST_LIMIT,
     API_THROTTLE_RATE_LIMIT,
     APPLY_FUNCTION,
     DEFAULT_METRICS_NAMESPACE,
     DEFAULT_STACK_NAME,
+    DEFAULT_TOMBSTONE_TTL_DAYS,
     EVENT_QUEUE,
+    MIN_TOMBSTONE_TTL_DAYS,
 )
 from shared.signature import DEFAULT_TOLERANCE_SECONDS
 
@@ -129,8 +132,17 @@ class StackConfig(BaseModel):
         ge=1,
         le=MAX_SIGNATURE_TOLERANCE_SECONDS,
     )
-    # Tombstones must outlive WorkOS's 3-day retries plus the 14-day DLQ retention (the apply Lambda refuses less).
-    tombstone_ttl_days: int = Field(default=30, alias="tombstoneTtlDays", ge=18, le=3650)
+    # Tombstones must outlive the longest life of a stale event: WorkOS's 3-day retries, the events and overflow
+    # queues, the DLQ and one redrive (`shared.resources.LONGEST_EVENT_LIFE_DAYS`; the apply Lambda refuses less).
+    tombstone_ttl_days: int = Field(
+        default=DEFAULT_TOMBSTONE_TTL_DAYS, alias="tombstoneTtlDays", ge=MIN_TOMBSTONE_TTL_DAYS, le=3650
+    )
+    # No single input erases a tenant (`shared.deletion_guard`): past these, reconcile's deletions wait for an
+    # operator's `dsync reconcile --confirm-deletions`.
+    max_directory_deletions_per_wave: int = Field(
+        default=DEFAULT_MAX_DIRECTORY_DELETIONS_PER_WAVE, alias="maxDirectoryDeletionsPerWave", ge=0, le=10_000
+    )
+    max_removal_share: float = Field(default=DEFAULT_MAX_REMOVAL_SHARE, alias="maxRemovalShare", ge=0, le=1)
     account: str | None = Field(default=None, alias="account", pattern=r"^\d{12}$")
     region: str | None = Field(default=None, alias="region", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
 

@@ -190,6 +190,9 @@ class DirectorySyncStack(Stack):
                 Env.WORKOS_API_KEY_SECRET_ID: self.secrets.workos_api_key.secret_arn,
                 Env.DIRECTORY_UNHEALTHY_MINUTES: str(config.alarm_directory_unhealthy_minutes),
                 Env.RECONCILE_PERIOD_SECONDS: str(int(config.reconcile_interval.to_seconds())),
+                Env.TOMBSTONE_TTL_DAYS: str(config.tombstone_ttl_days),
+                Env.MAX_DIRECTORY_DELETIONS_PER_WAVE: str(config.max_directory_deletions_per_wave),
+                Env.MAX_REMOVAL_SHARE: str(config.max_removal_share),
             },
         )
         self.reconcile_schedule = events.Rule(

@@ -130,6 +130,25 @@ WORK_QUEUE = QueueSpec(
 )
 WORK_DEAD_LETTER_QUEUE = QueueSpec(fifo=False, retention_seconds=FOURTEEN_DAYS, visibility_timeout_seconds=30)
 
+# How long a stale event can still arrive after the newer state was written: WorkOS retries a webhook for 3 days;
+# then it may wait its whole retention in the events queue, move to the overflow queue (a new message: retention
+# starts again), reach the DLQ (for a FIFO queue the dead-letter move is treated as a new enqueue, so count its
+# retention in full) and be redriven once to the events queue. A tombstone must outlive all of it, or the late
+# event resurrects what was deleted: this is the lower bound of `tombstoneTtlDays`.
+WORKOS_WEBHOOK_RETRY_DAYS = 3
+LONGEST_EVENT_LIFE_DAYS = (
+    WORKOS_WEBHOOK_RETRY_DAYS
+    + (
+        EVENT_QUEUE.retention_seconds
+        + OVERFLOW_QUEUE.retention_seconds
+        + EVENT_DEAD_LETTER_QUEUE.retention_seconds
+        + EVENT_QUEUE.retention_seconds  # one redrive
+    )
+    // 86_400
+)
+MIN_TOMBSTONE_TTL_DAYS = LONGEST_EVENT_LIFE_DAYS
+DEFAULT_TOMBSTONE_TTL_DAYS = 45
+
 # Webhook bodies above this are answered 413. The SQS message also carries attributes, hence the margin.
 MAX_WEBHOOK_BODY_BYTES = 256 * 1024 - 8 * 1024
 

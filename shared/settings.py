@@ -15,6 +15,7 @@ from shared.deletion_guard import (
     DEFAULT_MAX_REMOVAL_SHARE,
     DeletionPolicy,
 )
+from shared.resources import DEFAULT_TOMBSTONE_TTL_DAYS, MIN_TOMBSTONE_TTL_DAYS
 
 
 class _Settings(BaseSettings):
@@ -25,9 +26,9 @@ class ApplySettings(_Settings):
     table_name: str = Field(min_length=1)
     dead_letter_queue_url: str = Field(min_length=1)
     work_queue_url: str = Field(min_length=1)
-    # Tombstones outlive WorkOS's 3-day retry span plus the DLQ's 14-day retention, so no stale event can
-    # resurrect what was deleted.
-    tombstone_ttl_days: int = Field(default=30, ge=18, le=3650)
+    # Tombstones outlive the longest life of a stale event (`shared.resources.LONGEST_EVENT_LIFE_DAYS`), so no
+    # stale event can resurrect what was deleted.
+    tombstone_ttl_days: int = Field(default=DEFAULT_TOMBSTONE_TTL_DAYS, ge=MIN_TOMBSTONE_TTL_DAYS, le=3650)
     apply_parallelism: int = Field(default=10, ge=1, le=50)
     # Set: batches of a throttled directory move there (`shared.overflow`); the stack always sets it.
     overflow_queue_url: str | None = None
@@ -44,7 +45,7 @@ class ReconcileSettings(_Settings):
     work_queue_url: str = Field(min_length=1)
     workos_api_key_secret_id: str = Field(min_length=1)
     workos_base_url: str | None = None
-    tombstone_ttl_days: int = Field(default=30, ge=18, le=3650)
+    tombstone_ttl_days: int = Field(default=DEFAULT_TOMBSTONE_TTL_DAYS, ge=MIN_TOMBSTONE_TTL_DAYS, le=3650)
     # WorkOS: 4 requests/s per directory on /directory_users; 6,000 requests/min per API key overall.
     requests_per_second_per_directory: float = Field(default=4.0, gt=0, le=50)
     requests_per_second_total: float = Field(default=90.0, gt=0, le=100)

@@ -21,7 +21,9 @@ CUSTOM_CONTEXT = {
     "apiThrottleRateLimit": 50,
     "apiThrottleBurstLimit": 100,
     "signatureToleranceSeconds": 300,
-    "tombstoneTtlDays": 21,
+    "tombstoneTtlDays": 41,
+    "maxDirectoryDeletionsPerWave": "5",
+    "maxRemovalShare": "0.05",
 }
 
 
@@ -42,7 +44,7 @@ def test_defaults() -> None:
     assert config.log_retention_days == 30
     assert (config.api_throttle_rate_limit, config.api_throttle_burst_limit) == (2_500, 5_000)
     assert config.signature_tolerance_seconds == 180
-    assert config.tombstone_ttl_days == 30
+    assert config.tombstone_ttl_days == 45
     assert config.account is None
     assert config.region is None
 
@@ -179,13 +181,16 @@ def test_custom_context_reaches_the_template(custom_stack: DirectorySyncStack, c
     ingest_env = props(custom_template, custom_stack.ingest.function)["Environment"]["Variables"]
     assert ingest_env["SIGNATURE_TOLERANCE_SECONDS"] == "300"
     apply_env = props(custom_template, custom_stack.apply.function)["Environment"]["Variables"]
-    assert apply_env["TOMBSTONE_TTL_DAYS"] == "21"
+    assert apply_env["TOMBSTONE_TTL_DAYS"] == "41"
+    reconcile_env = props(custom_template, custom_stack.reconcile.function)["Environment"]["Variables"]
+    assert reconcile_env["TOMBSTONE_TTL_DAYS"] == "41"
+    assert (reconcile_env["MAX_DIRECTORY_DELETIONS_PER_WAVE"], reconcile_env["MAX_REMOVAL_SHARE"]) == ("5", "0.05")
     assert "DsyncStaging-webhooks" in json.dumps(custom_template.to_json())
 
 
 def test_tombstones_shorter_than_retries_plus_dlq_retention_are_refused() -> None:
     with pytest.raises(ConfigError, match="tombstoneTtlDays"):
-        StackConfig.from_mapping({"tombstoneTtlDays": 7})
+        StackConfig.from_mapping({"tombstoneTtlDays": 38})
 
 
 def test_tail_enabled_false_leaves_the_events_api_tail_out() -> None:

@@ -37,6 +37,9 @@ EXPECTED_ENVIRONMENT = {
         Env.WORKOS_API_KEY_SECRET_ID,
         Env.DIRECTORY_UNHEALTHY_MINUTES,
         Env.RECONCILE_PERIOD_SECONDS,
+        Env.TOMBSTONE_TTL_DAYS,  # reconcile's own tombstones live as long as apply's
+        Env.MAX_DIRECTORY_DELETIONS_PER_WAVE,
+        Env.MAX_REMOVAL_SHARE,
     },
     "publish": {Env.CHANGE_BUS_NAME, Env.TABLE_NAME},  # the table for shared.change_guard's read
     "tail": {
@@ -91,7 +94,7 @@ def test_environment_values(stack: DirectorySyncStack, template: Template) -> No
     assert apply[Env.DEAD_LETTER_QUEUE_URL] == ref(stack.events.dead_letter_queue)
     assert apply[Env.WORK_QUEUE_URL] == ref(stack.work.queue)
     assert apply[Env.OVERFLOW_QUEUE_URL] == ref(stack.overflow_queue)
-    assert apply[Env.TOMBSTONE_TTL_DAYS] == "30"
+    assert apply[Env.TOMBSTONE_TTL_DAYS] == "45"
     reconcile = props(template, stack.reconcile.function)["Environment"]["Variables"]
     assert reconcile[Env.WORKOS_API_KEY_SECRET_ID] == ref(stack.secrets.workos_api_key)
     publish = props(template, stack.publish.function)["Environment"]["Variables"]

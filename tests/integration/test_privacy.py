@@ -20,7 +20,7 @@ from functions.apply import handler as apply
 from functions.ingest import handler as ingest
 from functions.publish import handler as publish
 from functions.reconcile import handler as reconcile
-from shared import records
+from shared import records, resources
 from shared.adapters.dynamodb import DirectoryTable
 from shared.settings import ApplySettings
 from tests.support.lambda_context import lambda_context
@@ -133,8 +133,10 @@ def test_personal_data_stays_out_of_logs_and_metrics_and_is_erased_on_delete(
 
 
 def test_tombstones_outlive_every_way_a_stale_event_can_still_arrive() -> None:
-    workos_retry_days, dlq_retention_days = 3, 14  # WorkOS retries for 3 days; our DLQ keeps messages 14 days
-    default = ApplySettings.model_fields["tombstone_ttl_days"].default
-    assert default > workos_retry_days + dlq_retention_days
-    with pytest.raises(ValueError, match="greater than or equal to 18"):
-        ApplySettings(table_name="t", dead_letter_queue_url="q", work_queue_url="w", tombstone_ttl_days=7)
+    """WorkOS retries for 3 days; then the events queue (4 d), the overflow queue (14 d), the DLQ (14 d, counted in
+    full: a FIFO dead-letter move may restart the clock) and one redrive to the events queue (4 d)."""
+    days = 3 + 4 + 14 + 14 + 4
+    assert days == resources.LONGEST_EVENT_LIFE_DAYS == resources.MIN_TOMBSTONE_TTL_DAYS
+    assert ApplySettings.model_fields["tombstone_ttl_days"].default > days
+    with pytest.raises(ValueError, match=f"greater than or equal to {days}"):
+        ApplySettings(table_name="t", dead_letter_queue_url="q", work_queue_url="w", tombstone_ttl_days=days - 1)
