@@ -155,14 +155,17 @@ class DirectoryReconciler:
         started = time.monotonic()
         config = self._config
         lease = Lease(self._table, records.ItemKey(schema.directory_pk(directory_id), LEASE_SK), clock=self._clock)
-        if not lease.acquire(config.lease_for(remaining_seconds())):
-            holder = lease.holder()
-            report = DirectoryReport(directory_id, RunStatus.BUSY, run_id=holder.run_id if holder else "")
-            report.busy_since_ms = holder.acquired_ms if holder else 0
-            return report
         checkpoints = CheckpointStore(
             self._table, directory_id, clock=self._clock, max_age_seconds=config.max_checkpoint_age_seconds
         )
+        if not lease.acquire(config.lease_for(remaining_seconds())):
+            holder = lease.holder()
+            report = DirectoryReport(directory_id, RunStatus.BUSY, run_id=holder.run_id if holder else "")
+            # Since when the run in progress has been listing: a continuation's lease is fresh, its run is not.
+            acquired = holder.acquired_ms if holder else 0
+            run_started = checkpoints.started_at_ms()
+            report.busy_since_ms = min(acquired, run_started) if run_started is not None else acquired
+            return report
         # Writes are I/O: 16 in flight keep the store busy while WorkOS's paced listing runs beside them.
         with ThreadPoolExecutor(max_workers=WRITE_PARALLELISM) as pool:
             writer = RepairWriter(
@@ -209,6 +212,7 @@ class DirectoryReconciler:
                 report = DirectoryReport(directory_id, RunStatus.FAILED, run.checkpoint.run_id, run.checkpoint.drift)
                 report.error = f"{type(error).__name__}: {error}"
                 report.duration_seconds = time.monotonic() - started
+                checkpoints.record_finished(report.as_dict())  # the attempt ages the directory in the wave budget
                 return report
             finally:
                 lease.release()

@@ -112,6 +112,12 @@ class CheckpointStore:
         fresh = Checkpoint(run_id=uuid.uuid4().hex[:12], started_at_us=now_us)
         return fresh, SeenIds({kind: set() for kind in KINDS})
 
+    def started_at_ms(self) -> int | None:
+        """When the run in progress (checkpointed) started, if one is: a continuation holds a fresh lease, but what
+        it will see was decided when the run started."""
+        item = self._table.get_item(ItemKey(self._pk, STATE_SK))
+        return int(item["started_at_us"]) // 1000 if item is not None else None
+
     def save(self, checkpoint: Checkpoint, seen: SeenIds) -> None:
         for kind, unsaved in seen.unsaved.items():  # persist ids seen since the last save, in new chunks
             persisted = checkpoint.seen_chunks.get(kind, 0)

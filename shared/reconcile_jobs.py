@@ -155,6 +155,7 @@ class WavePlanner:
                     last_finished_at=float(run.get("finished_at", 0)) if run is not None and finished else None,
                     last_requests=None,
                     last_seconds=float(run.get("duration_seconds", 0)) if run is not None else None,
+                    last_attempted_at=float(run.get("finished_at", 0)) if run is not None else None,
                     users=users,
                     groups=(check.workos.groups or 0) if check else 0,
                     drifted=check.counts_differ if check else False,

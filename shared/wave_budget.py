@@ -5,9 +5,10 @@ WorkOS allows 6,000 requests per minute per API key, and a full reconcile of a 1
 than an hour of the whole key, so "every directory every hour" cannot hold at that size, whatever the concurrency.
 A wave therefore takes directories by need until its request budget is spent, and the rest wait for the next one:
 
-1. directories never reconciled, or whose last run did not finish;
+1. directories never attempted;
 2. directories whose counts at WorkOS differ from the mirror's (the health listing's drift hint);
-3. the rest, least recently reconciled first.
+3. the rest, least recently attempted first: a directory whose runs keep failing (or are refused or held) waits
+   its turn like any other instead of heading every wave forever; its failures alarm on their own.
 
 Each directory costs the time its run holds a reconcile function: its requests at 4 per second (estimated from
 WorkOS's counts in the wave's listing) plus a job's fixed overhead, or what its last run took if that was longer.
@@ -38,6 +39,7 @@ class Candidate:
     groups: int = 0
     drifted: bool = False  # WorkOS's counts differ from the mirror's
     last_seconds: float | None = None  # how long that run held its function
+    last_attempted_at: float | None = None  # epoch seconds the last run ended, finished or not; None if never
 
     @property
     def requests(self) -> int:
@@ -94,11 +96,12 @@ def select(candidates: Iterable[Candidate], budget: float) -> WaveSelection:
 
 
 def _need(candidate: Candidate) -> tuple[int, float, str]:
-    if candidate.last_finished_at is None:
+    attempted = candidate.last_attempted_at if candidate.last_attempted_at is not None else candidate.last_finished_at
+    if attempted is None:
         return 0, 0.0, candidate.directory_id
-    if candidate.drifted:
+    if candidate.drifted and candidate.last_finished_at is not None:
         return 1, candidate.last_finished_at, candidate.directory_id
-    return 2, candidate.last_finished_at, candidate.directory_id
+    return 2, attempted, candidate.directory_id
 
 
 def rotation_waves(costs: Sequence[float], budget: float) -> int:

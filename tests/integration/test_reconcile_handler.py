@@ -211,3 +211,23 @@ def test_the_wave_reports_unhealthy_directories_and_count_mismatches_as_metrics(
         if name in doc
     }
     assert metrics == {"DirectoriesUnhealthy": [1.0], "DirectoryCountMismatches": [1.0]}
+
+
+def test_a_request_newer_than_a_continued_run_is_kept_although_the_continuation_holds_a_fresh_lease(
+    aws: LocalResources, fake: FakeWorkOS
+) -> None:
+    """The run in progress started (its checkpoint) before the request; its continuation's lease is newer. The
+    request is about changes the run may have listed past already, so it must come back after the run."""
+    directory_id = fake.model.create_directory(organization_id="org_01G")["id"]
+    table = DirectoryTable(aws.table_name)
+    table.put_item(
+        {"pk": schema.directory_pk(directory_id), "sk": "~RECONCILE#STATE", "run_id": "r1", "started_at_us": 1_000_000}
+    )
+    continuation = Lease(table, ItemKey(schema.directory_pk(directory_id), LEASE_SK), acquired_ms=9_000)
+    assert continuation.acquire(600)
+    job = {"kind": "reconcile", "directory_id": directory_id, "requested_at_ms": 5_000}
+    reconcile.handler(job_event(job), lambda_context())
+    delayed = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=aws.work_queue_url, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+    )["Attributes"]["ApproximateNumberOfMessagesDelayed"]
+    assert int(delayed) == 1

@@ -143,6 +143,16 @@ def test_a_budgeted_wave_fits_its_period_and_takes_the_neediest_first() -> None:
     assert wave_budget.select([recent], budget=0.0).chosen == [recent]  # never an empty wave
 
 
+def test_a_directory_whose_runs_keep_failing_waits_its_turn_instead_of_heading_every_wave() -> None:
+    """Issue #17: tiers aged by nothing, so a directory that always failed was chosen first forever."""
+    failing = wave_budget.Candidate("failing", last_finished_at=None, last_requests=40, last_attempted_at=9.0)
+    oldest = wave_budget.Candidate("oldest", last_finished_at=1.0, last_requests=40, last_attempted_at=1.0)
+    never = wave_budget.Candidate("never", last_finished_at=None, last_requests=40)
+    selection = wave_budget.select([failing, oldest, never], budget=never.cost + oldest.cost)
+    assert [c.directory_id for c in selection.chosen] == ["never", "oldest"]
+    assert [c.directory_id for c in selection.deferred] == ["failing"]
+
+
 def test_twenty_directories_at_four_requests_a_second_are_eighty_percent_of_the_key() -> None:
     assert wave_budget.max_concurrency() == 20
 
