@@ -60,7 +60,12 @@ def _applier(*, events_lane: bool) -> Applier:
     attempts = EVENT_LANE_DYNAMODB_ATTEMPTS if events_lane else OVERFLOW_LANE_DYNAMODB_ATTEMPTS
     client = dynamodb_client(max_attempts=attempts, adaptive=not events_lane)
     return Applier(
-        store=DirectoryTable(config.table_name, client=client, unprocessed_attempts=2 if events_lane else 8),
+        store=DirectoryTable(
+            config.table_name,
+            client=client,
+            unprocessed_attempts=2 if events_lane else 8,
+            transient_attempts=3 if events_lane else 1,  # the overflow lane's SDK retries 10 times itself
+        ),
         work_queue=SqsWorkQueue(config.work_queue_url),
         dead_letters=SqsDeadLetterForwarder(config.dead_letter_queue_url),
         config=ApplyConfig(

@@ -94,9 +94,20 @@ def translate(error: Exception) -> Exception:
 class DirectoryTable:
     """Implements `shared.apply.DirectoryStore` and the queries readers, reconcile and purge need."""
 
-    def __init__(self, table_name: str, client: DynamoDBClient | None = None, *, unprocessed_attempts: int = 8) -> None:
+    def __init__(
+        self,
+        table_name: str,
+        client: DynamoDBClient | None = None,
+        *,
+        unprocessed_attempts: int = 8,
+        transient_attempts: int = 1,
+    ) -> None:
         self.table_name = table_name
         self._client = client or dynamodb_client()
+        # Attempts of a conditional write that fails for a transient reason other than a throttle (a 500, a
+        # timeout): the events lane's client makes one SDK attempt (throttles move on to the overflow lane), so
+        # without these a passing 500 would stall the message's lane for the queue's visibility timeout.
+        self._transient_attempts = max(1, transient_attempts)
         # Rounds of a batch read's unprocessed keys (partial throttling) before it gives up with a throttle error:
         # the events lane's applier keeps this short and moves the directory to the overflow lane instead.
         self._unprocessed_attempts = max(1, unprocessed_attempts)
@@ -104,21 +115,34 @@ class DirectoryTable:
     # --- The write rule -------------------------------------------------------------------------------------------
 
     def put_if_newer(self, record: Record) -> bool:
-        try:
-            self._client.put_item(
-                TableName=self.table_name,
-                Item=to_wire(record.item()),
-                ConditionExpression=_CONDITION_NEWER,
-                ExpressionAttributeNames={"#pk": schema.PARTITION_KEY, "#vkey": schema.VERSION_ATTRIBUTE},
-                ExpressionAttributeValues={":vkey": {"N": str(record.vkey)}},
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise translate(error) from error
-        except BotoCoreError as error:
-            raise translate(error) from error
-        return True
+        """The write rule. A transient failure (not a throttle) is retried; if an earlier attempt may have landed
+        (a timeout after the commit), a refused retry reads the item: our own version stored means written."""
+        for attempt in range(self._transient_attempts):
+            try:
+                self._client.put_item(
+                    TableName=self.table_name,
+                    Item=to_wire(record.item()),
+                    ConditionExpression=_CONDITION_NEWER,
+                    ExpressionAttributeNames={"#pk": schema.PARTITION_KEY, "#vkey": schema.VERSION_ATTRIBUTE},
+                    ExpressionAttributeValues={":vkey": {"N": str(record.vkey)}},
+                )
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                    return attempt > 0 and self._stored_vkey(record.key) == record.vkey
+                failure = translate(error)
+                if type(failure) is not TransientStoreError or attempt + 1 == self._transient_attempts:
+                    raise failure from error
+            except BotoCoreError as error:
+                if attempt + 1 == self._transient_attempts:
+                    raise translate(error) from error
+            else:
+                return True
+            _backoff(attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _stored_vkey(self, key: ItemKey) -> int | None:
+        item = self.get_item(key)
+        return int(item[schema.VERSION_ATTRIBUTE]) if item is not None else None
 
     # --- Reads ------------------------------------------------------------------------------------------------------
 
