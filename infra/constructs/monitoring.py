@@ -214,6 +214,32 @@ class PipelineMonitoring(Construct):
             description="A directory reconcile failed (WorkOS API error, missing API key or a table error).",
             runbook="Drift found twice in a row / reconcile failing",
         )
+        self._alarm(
+            "ReconcileRefused",
+            metrics.custom(reconcile, "ReconcileRefused"),
+            threshold=1,
+            description="Reconcile refused to delete without positive evidence: the WorkOS API key sees none of the "
+            "directories or organizations the mirror holds (most likely a key of another environment), or WorkOS "
+            "lists a directory it answers 404 for. Nothing was written; check the key with dsync check-key.",
+            runbook="Reconcile refused or deletions held",
+        )
+        self._alarm(
+            "ReconcileDeletionsHeld",
+            metrics.custom(reconcile, "ReconcileDeletionsHeld"),
+            threshold=1,
+            description="Reconcile found more directories, users or groups gone than one run may delete on its own "
+            "(maxDirectoryDeletionsPerWave, maxRemovalShare). Nothing was deleted: an operator confirms with "
+            "dsync reconcile --confirm-deletions.",
+            runbook="Reconcile refused or deletions held",
+        )
+        self._alarm(
+            "ReconcileItemsSkipped",
+            metrics.custom(reconcile, "ReconcileItemsSkipped"),
+            threshold=1,
+            description="Reconcile listed an object it can never store (invalid, or over DynamoDB's item size): it "
+            "was skipped by id and the rest of the directory reconciled. Its log line names the id and why.",
+            runbook="Reconcile refused or deletions held",
+        )
         interval = thresholds.reconcile_interval
         self._alarm(
             "ReconcileDrift",

@@ -34,6 +34,9 @@ EMITTED: dict[str, set[str]] = {
         "ReconcileRateLimited",
         "ReconcileDuration",
         "ReconcileFailures",
+        "ReconcileRefused",
+        "ReconcileDeletionsHeld",
+        "ReconcileItemsSkipped",
         "ReconcileDrift",
         "ReconcileDriftFound",
         "ReconcileJobsPlanned",
@@ -172,6 +175,9 @@ EXPECTED_ALARMS: dict[str, tuple[str, str, Any, str, int, str, float, int]] = {
         1,
     ),
     "ReconcileFailures": (CUSTOM, "ReconcileFailures", service("reconcile"), "Sum", 300, GTE, 1, 1),
+    "ReconcileRefused": (CUSTOM, "ReconcileRefused", service("reconcile"), "Sum", 300, GTE, 1, 1),
+    "ReconcileDeletionsHeld": (CUSTOM, "ReconcileDeletionsHeld", service("reconcile"), "Sum", 300, GTE, 1, 1),
+    "ReconcileItemsSkipped": (CUSTOM, "ReconcileItemsSkipped", service("reconcile"), "Sum", 300, GTE, 1, 1),
     # Drift twice in a row: two consecutive periods of the (default hourly) reconcile schedule.
     "ReconcileDrift": (CUSTOM, "ReconcileDriftFound", service("reconcile"), "Maximum", 3600, GTE, 1, 2),
     "DirectoryUnhealthy": (CUSTOM, "DirectoriesUnhealthyTooLong", service("reconcile"), "Maximum", 3600, GTE, 1, 1),
@@ -232,7 +238,7 @@ def test_custom_metric_alarms_watch_metrics_the_functions_emit(stack: DirectoryS
         for alarm in resources(template, "AWS::CloudWatch::Alarm").values()
         if alarm["Properties"]["Namespace"] == DEFAULT_METRICS_NAMESPACE
     ]
-    assert len(custom) == 13
+    assert len(custom) == 16
     for alarm in custom:
         ((dimension,),) = [alarm["Dimensions"]]
         assert dimension["Name"] == "service"
@@ -361,7 +367,7 @@ def test_metrics_namespace_reaches_functions_alarms_and_dashboard(
         for alarm in resources(alternative_template, "AWS::CloudWatch::Alarm").values()
         if not alarm["Properties"]["Namespace"].startswith("AWS/")
     ]
-    assert custom == [namespace] * 13
+    assert custom == [namespace] * 16
     body, _ = dashboard_body(alternative_template)
     assert DEFAULT_METRICS_NAMESPACE not in json.dumps(body).replace(namespace, "")
 
@@ -513,4 +519,4 @@ def test_alarm_descriptions_point_to_runbook_sections(stack: DirectorySyncStack,
         if match:
             referenced += 1
             assert any(heading.startswith(match[1]) for heading in headings), match[1]
-    assert referenced == 21  # all but the per-function Errors/Throttles alarms
+    assert referenced == 24  # all but the per-function Errors/Throttles alarms
