@@ -1,5 +1,8 @@
 """Convergence property: any valid WorkOS history, delivered in any order with any duplicates, in any batching,
 yields the same readable state as delivering it in order, and that state is WorkOS's truth.
+
+Every run is in the unkind world (`tests.support.fake_store.Unkindness`): reads and writes throttled at random,
+write responses lost after the write landed, Lambdas killed mid-batch, and each failed batch redelivered whole.
 """
 
 from __future__ import annotations
@@ -14,28 +17,32 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.apply import Applier, InboundMessage, Status
+from shared.apply import Applier, InboundMessage
 from shared.events import KNOWN_EVENT_TYPES
 from shared.ingest import EventSource
 from shared.reader import readable_state
 from shared.tail import queue_events
-from tests.support.fake_store import FakeDeadLetters, FakeDirectoryStore, FakeWorkQueue
+from tests.support.fake_store import FakeDeadLetters, FakeDirectoryStore, FakeWorkQueue, Unkindness
 from tests.support.histories import batches, build_history, deliveries, project, steps
+from tests.support.unkind import apply_until_done
 
 pytestmark = pytest.mark.unit
+
+
+def unkind_store(seed: int = 0) -> FakeDirectoryStore:
+    return FakeDirectoryStore(Unkindness(seed=seed, throttle_rate=0.03, lost_response_rate=0.03, kill_rate=0.02))
 
 
 def apply_all(
     directory_id: str, delivered_batches: list[list[dict[str, Any]]], store: FakeDirectoryStore | None = None
 ) -> dict[str, Any]:
-    store = store or FakeDirectoryStore()
+    store = store or unkind_store(len(delivered_batches))
     applier = Applier(store=store, work_queue=FakeWorkQueue(), dead_letters=FakeDeadLetters(), clock=lambda: 1e9)
     for batch in delivered_batches:
         messages = [
             InboundMessage(f"m{uuid.uuid4().hex}", json.dumps(event), directory_id, event["id"]) for event in batch
         ]
-        outcomes = applier.apply(messages)
-        assert all(o.status in (Status.APPLIED, Status.NOOP) for o in outcomes.values()), outcomes
+        apply_until_done(applier, messages)
     return readable_state(directory_id, store.partition(directory_id))
 
 
@@ -65,7 +72,7 @@ def test_concurrent_appliers_on_one_store_converge(operations: list[tuple[str, i
     rng = random.Random(seed)
     delivered = deliveries(model.events, rng, duplicate_rate=0.5)
     halves = (batches(delivered[0::2], rng, max_size=3), batches(delivered[1::2], rng, max_size=3))
-    store = FakeDirectoryStore()
+    store = unkind_store(seed)
     with ThreadPoolExecutor(max_workers=2) as pool:
         for future in [pool.submit(apply_all, directory_id, half, store) for half in halves]:
             future.result()  # re-raises anything a consumer hit
