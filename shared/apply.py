@@ -376,7 +376,7 @@ class Applier:
             at_ms = int(self.clock() * 1000)
             progress = [pool.submit(self._write, r) for r in progress_records(readable, stored, batch, at_ms=at_ms)]
             self._submit_initial_syncs(batch, outcomes)
-            written = self._write_all(batch, outcomes, pool)
+            written = self._write_all(batch, outcomes, pool, deadline)
             self._submit_jobs(batch, written, outcomes)
             self._run_cascades(batch, outcomes, pool, deadline)
             self._read_back(batch, written, outcomes, pool)
@@ -474,10 +474,19 @@ class Applier:
         return outcomes, plans
 
     def _write_all(
-        self, batch: BatchPlan, outcomes: dict[str, MessageOutcome], pool: ThreadPoolExecutor
+        self, batch: BatchPlan, outcomes: dict[str, MessageOutcome], pool: ThreadPoolExecutor, deadline: float
     ) -> set[ItemKey]:
+        """The batch's writes in parallel. A write not started by the deadline is not sent: the SDK's throttle
+        backoff (up to 20 s a retry on the overflow lane) must not run the Lambda into its timeout, which would
+        redeliver the whole batch only after the visibility timeout; its message is retried instead."""
+
+        def write(record: Record) -> tuple[WriteResult, str | None]:
+            if time.monotonic() > deadline:
+                return WriteResult.TRANSIENT, "out of time before this write; redelivery finishes it"
+            return self._write(record)
+
         written: set[ItemKey] = set()
-        for key, (result, detail) in zip(batch.writes, pool.map(self._write, batch.writes.values()), strict=True):
+        for key, (result, detail) in zip(batch.writes, pool.map(write, batch.writes.values()), strict=True):
             if result is WriteResult.WRITTEN:
                 written.add(key)
             for message_id in batch.writers[key]:

@@ -110,10 +110,13 @@ OVERFLOW_QUEUE = QueueSpec(
 APPLY_MAX_CONCURRENCY = 100
 OVERFLOW_MAX_CONCURRENCY = 20
 # SDK attempts per DynamoDB request of the events queue's applier: a throttled directory is moved on at once, not
-# waited for (botocore's standard mode would sleep up to a second first). The overflow applier retries 10 times in
-# botocore's adaptive mode, which also paces its requests to what the partition takes.
+# waited for (botocore's standard mode would sleep up to a second first). The overflow applier retries in botocore's
+# adaptive mode, which also paces its requests to what the partition takes. Its throttle backoff is botocore's
+# standard one, rand(0, 1) x min(1 s x 2^i, 20 s) (botocore/retries/standard.py, ExponentialBackoff): 6 attempts
+# wait at most 1 + 2 + 4 + 8 + 16 = 31 s, inside the apply Lambda's 60 s with room for the batch's other writes
+# (10 attempts could wait 111 s); the applier also starts no write past its deadline.
 EVENT_LANE_DYNAMODB_ATTEMPTS = 1
-OVERFLOW_LANE_DYNAMODB_ATTEMPTS = 10
+OVERFLOW_LANE_DYNAMODB_ATTEMPTS = 6
 # The webhook API's stage throttle (CDK context `apiThrottleRateLimit` / `apiThrottleBurstLimit`). WorkOS documents
 # no delivery limit, and an onboarding arrives at whatever rate it sends: above this, deliveries get 429 and wait
 # for WorkOS's retry. 2,500/s is above the simulator's fastest scenario (2,000/s) with room; the account's regional

@@ -9,8 +9,11 @@ Rules:
   splits (a ceiling that holds is the worst case).
 - A write costs one WCU per started KB of the item (DynamoDB DG, "Read/write capacity mode"); a conditional write
   that fails its condition still costs it.
-- A throttled request is retried by the SDK: botocore's legacy retry mode, the Lambda runtime's default, retries
-  DynamoDB up to 10 attempts with delays of 50 ms x 2^(n-1) ("dynamodb" in botocore's `_retry.json`).
+- A throttled request is retried by the SDK as the functions configure it: botocore's standard retry mode (adaptive
+  mode backs off the same way and adds a client-side rate limiter). Its delay before a retry is
+  rand(0, 1) x min(1 s x 2^i, 20 s) for a throttling error, i the failed attempt (0-based) (botocore
+  `retries/standard.py`, `ExponentialBackoff`: "base_scale is 1 second for throttling errors"). The model takes the
+  jitter's mean, half of that.
 
 The ceiling is a token bucket drawn as a reservation line: the partition serves WCUs in order at its rate, and a
 request is admitted while the work already admitted ends at most `burst_seconds` ahead (a bucket holding one
@@ -23,8 +26,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 WCU_PER_SECOND = 1_000.0
-LEGACY_DYNAMODB_ATTEMPTS = 10
-LEGACY_BASE_DELAY = 0.05
+SDK_DYNAMODB_ATTEMPTS = 5  # shared.adapters.dynamodb.CLIENT_CONFIG: standard mode, 5 attempts
+THROTTLE_BASE_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 20.0
+MEAN_JITTER = 0.5
 
 
 @dataclass(frozen=True)
@@ -33,9 +38,9 @@ class WriteResult:
     throttled: int  # throttled requests on the way
 
 
-def retry_delays(attempts: int, base: float = LEGACY_BASE_DELAY) -> list[float]:
-    """Delays before attempts 2..`attempts` (botocore legacy exponential backoff, without jitter)."""
-    return [base * 2 ** (n - 1) for n in range(1, attempts)]
+def retry_delays(attempts: int) -> list[float]:
+    """Delays before attempts 2..`attempts` after throttles (botocore standard mode, the jitter at its mean)."""
+    return [MEAN_JITTER * min(THROTTLE_BASE_SECONDS * 2**i, MAX_BACKOFF_SECONDS) for i in range(attempts - 1)]
 
 
 @dataclass
@@ -48,7 +53,7 @@ class PartitionCeiling:
     def _admitted_from(self, key: str, now: float) -> float:
         return max(now, self._line.get(key, 0.0) - self.burst_seconds)
 
-    def write(self, key: str, wcu: float, now: float, *, attempts: int = LEGACY_DYNAMODB_ATTEMPTS) -> WriteResult:
+    def write(self, key: str, wcu: float, now: float, *, attempts: int = SDK_DYNAMODB_ATTEMPTS) -> WriteResult:
         """Serve `wcu` on `key`'s partition for a request sent at `now`, retried like the SDK does."""
         free_at = self._admitted_from(key, now)
         when, throttled = now, 0

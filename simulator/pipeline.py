@@ -19,7 +19,7 @@ from simulator.calibration import ROUND_TRIP_SECONDS, Calibration
 from simulator.engine import Simulation
 from simulator.esm import EventSourceMapping
 from simulator.fifo import FifoQueue, Message
-from simulator.partitions import PartitionCeiling
+from simulator.partitions import SDK_DYNAMODB_ATTEMPTS, PartitionCeiling
 
 # API Gateway plus the ingest function's verify and SendMessage: tens of milliseconds [assumption].
 INGEST_SECONDS = 0.030
@@ -44,7 +44,7 @@ class Design:
     apply_max_concurrency: int
     overflow: bool  # throttled directories' batches move to an overflow queue instead of waiting in the main one
     overflow_max_concurrency: int = 0
-    main_lane_attempts: int = 10  # SDK attempts per write on the main queue's applier
+    main_lane_attempts: int = SDK_DYNAMODB_ATTEMPTS  # SDK attempts per write on the main queue's applier
     # API Gateway's stage throttle: a token bucket of `api_burst` refilled at `api_rate` per second; a delivery
     # beyond it is answered 429 and WorkOS retries it later (API Gateway DG, "Throttle API requests").
     api_rate: float = 10_000.0
@@ -174,7 +174,7 @@ class Pipeline:
                 moved.extend(messages)
                 continue
             if main or not self.design.overflow:
-                attempts = self.design.main_lane_attempts if main else 10
+                attempts = self.design.main_lane_attempts if main else SDK_DYNAMODB_ATTEMPTS
                 result = self.ceiling.write(directory_id, wcu, start, attempts=attempts)
                 if result.done_at is None:
                     if main and self.design.overflow:

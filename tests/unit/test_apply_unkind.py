@@ -248,3 +248,18 @@ def test_an_activation_whose_initial_sync_could_not_be_queued_queues_it_on_redel
     assert [job["kind"] for job in work.jobs] == ["reconcile"]
     apply(app, activated)  # a duplicate after success queues nothing more
     assert [job["kind"] for job in work.jobs] == ["reconcile"]
+
+
+# --- Examined: a batch never runs into the Lambda timeout behind the SDK's throttle backoff ------------------------
+
+
+def test_no_write_starts_past_the_batchs_deadline() -> None:
+    """The overflow lane's SDK backs off up to 20 s a retry; writes not started by the deadline are not sent, and
+    their messages are retried, instead of the Lambda being killed at its timeout (then redelivered only after the
+    six-minute visibility timeout)."""
+    store = FakeDirectoryStore()
+    app = applier(store)
+    messages = [ev.message(ev.event("dsync.user.created", ev.user(f"directory_user_{n}"), created=1)) for n in range(3)]
+    outcomes = app.apply(messages, remaining_seconds=lambda: app.config.safety_margin_seconds - 1)
+    assert {outcome.status for outcome in outcomes.values()} == {Status.RETRY}
+    assert not any(key.sk.startswith(schema.USER_PREFIX) for key in store.items)

@@ -10,7 +10,7 @@ from shared import wave_budget
 from simulator.engine import Simulation
 from simulator.esm import INITIAL_POLLERS, EventSourceMapping
 from simulator.fifo import FifoQueue, Message
-from simulator.partitions import LEGACY_DYNAMODB_ATTEMPTS, PartitionCeiling, retry_delays
+from simulator.partitions import SDK_DYNAMODB_ATTEMPTS, PartitionCeiling, retry_delays
 from simulator.reconcile_wave import WaveDesign, requests_per_directory, run_wave
 
 pytestmark = pytest.mark.unit
@@ -117,8 +117,24 @@ def test_a_write_throttled_past_the_sdks_attempts_fails() -> None:
     ceiling = PartitionCeiling(burst_seconds=0.0)
     ceiling.write("d", 100_000.0, 0.0)  # 100 s of work queued
     result = ceiling.write("d", 1.0, 0.0)
-    assert result.done_at is None and result.throttled == LEGACY_DYNAMODB_ATTEMPTS
-    assert retry_delays(3) == [0.05, 0.1]
+    assert result.done_at is None and result.throttled == SDK_DYNAMODB_ATTEMPTS
+
+
+def test_throttles_back_off_as_botocore_standard_mode_does() -> None:
+    """rand(0, 1) x min(1 s x 2^i, 20 s) (botocore retries/standard.py), at the jitter's mean; checked against
+    botocore's own ExponentialBackoff with its random source fixed at the mean."""
+    from botocore.retries.standard import ExponentialBackoff, RetryContext
+
+    assert retry_delays(8) == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+    throttled = _AlwaysThrottled()
+    botocore = ExponentialBackoff(random=lambda: 0.5, service_name="dynamodb", throttling_detector=throttled)  # type: ignore[arg-type]
+    contexts = [RetryContext(attempt_number=n) for n in range(1, 8)]
+    assert [botocore.delay_amount(context) for context in contexts] == retry_delays(8)
+
+
+class _AlwaysThrottled:
+    def is_throttling_error_from_context(self, context: object) -> bool:
+        return True
 
 
 def test_reconcile_requests_count_pages_and_each_groups_members() -> None:
