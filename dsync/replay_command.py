@@ -9,8 +9,10 @@ from typing import Any
 from dsync.errors import CommandError
 from dsync.reconcile_command import ReconcileCommandError, resolve_api_key
 from dsync.targets import Target
+from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.sqs import SqsEventQueue
 from shared.events import parse_time
+from shared.key_check import WRONG_ENVIRONMENT, KeyCheck
 from shared.replay import ReplayWindowError, check_window, replay
 
 
@@ -59,6 +61,11 @@ def run_replay(
 
     where = base_url or "https://api.workos.com"
     try:
+        # Events are read by time, and a time range has no cursor WorkOS could refuse: under another environment's
+        # key the replay would import that environment. Check the key against the mirror first.
+        view = KeyCheck(api, DirectoryTable(target.table_name, client=target.client("dynamodb"))).view()
+        if not view.same_environment:
+            raise CommandError(f"replay refused ({where}): {WRONG_ENVIRONMENT}")
         report = replay(api, queue, since=start, until=end, now=now, directory_id=directory_id, progress=advance)
     except WorkOSAuthError as error:
         raise CommandError(f"WorkOS rejected the API key ({where}): {error}") from error

@@ -4,7 +4,9 @@ A WorkOS API key belongs to one environment (staging, production). Under a key o
 directory the mirror holds answers 404, which is exactly what a deleted directory answers. So a 404 alone is never
 evidence: a directory is gone only if a complete, successful `GET /directories` listing under the same key does not
 contain it *and* contains at least one directory or organization this mirror already knows (the key is of the
-mirror's environment). An empty mirror has nothing to delete, so any key is of "its" environment.
+mirror's environment). Only a mirror that has never held a directory (no directory item at all, live or tombstone,
+read strongly consistently from the table, not from the lagging `directories` index) takes any key as its own: a
+mirror whose only directory was deleted, or whose first directory is not indexed yet, still needs the evidence.
 
 The same view serves three callers: reconcile before it tombstones a directory (`shared.reconcile_phases`), the
 Events API tail when WorkOS refuses its cursor (an environment change, not an expiry, when the key sees none of
@@ -27,6 +29,10 @@ class MirrorDirectories(Protocol):
         """(directory id, organization id) of every live directory the mirror holds."""
         ...
 
+    def holds_any_directory(self) -> bool:
+        """Whether the table holds any directory's item at all (tombstones included); strongly consistent."""
+        ...
+
 
 @dataclass(frozen=True)
 class KeyView:
@@ -37,11 +43,12 @@ class KeyView:
     unknown: tuple[str, ...]  # listed under the key, not held by the mirror
     shared_organizations: tuple[str, ...]  # organizations of both (a directory may be re-created in one)
     listed: frozenset[str]
+    mirror_ever_held: bool = True  # the table holds a directory's item (live or tombstone): there is a mirror
 
     @property
     def same_environment(self) -> bool:
-        """The key sees something the mirror knows, or the mirror holds nothing to lose."""
-        return bool(self.known or self.shared_organizations) or not self.missing
+        """The key sees something the mirror knows, or there is no mirror yet to lose."""
+        return bool(self.known or self.shared_organizations) or not (self.missing or self.mirror_ever_held)
 
     def lists(self, directory_id: str) -> bool:
         return directory_id in self.listed
@@ -56,7 +63,9 @@ class KeyView:
         }
 
 
-def compare(listed: Iterable[dict[str, Any]], mirror: Iterable[tuple[str, str | None]]) -> KeyView:
+def compare(
+    listed: Iterable[dict[str, Any]], mirror: Iterable[tuple[str, str | None]], *, mirror_ever_held: bool
+) -> KeyView:
     listing = list(listed)
     listed_ids = {str(directory["id"]) for directory in listing}
     listed_organizations = {str(d["organization_id"]) for d in listing if d.get("organization_id")}
@@ -68,7 +77,14 @@ def compare(listed: Iterable[dict[str, Any]], mirror: Iterable[tuple[str, str | 
         unknown=tuple(sorted(listed_ids - held.keys())),
         shared_organizations=tuple(sorted(listed_organizations & held_organizations)),
         listed=frozenset(listed_ids),
+        mirror_ever_held=mirror_ever_held or bool(held),
     )
+
+
+def mirror_view(listed: Iterable[dict[str, Any]], mirror: MirrorDirectories) -> KeyView:
+    """`compare` against the mirror; the consistent "ever held a directory" read only when the index shows none."""
+    live = mirror.live_directories()
+    return compare(listed, live, mirror_ever_held=bool(live) or mirror.holds_any_directory())
 
 
 class KeyCheck:
@@ -79,7 +95,7 @@ class KeyCheck:
         self._mirror = mirror
 
     def view(self) -> KeyView:
-        return compare(self._api.list_directories(), self._mirror.live_directories())
+        return mirror_view(self._api.list_directories(), self._mirror)
 
     def known_directories_visible(self) -> bool:
         """The tail's question after a refused cursor: is this key still of the mirror's environment?"""
@@ -89,5 +105,5 @@ class KeyCheck:
 WRONG_ENVIRONMENT = (
     "the WorkOS API key sees none of the directories or organizations this mirror holds: it is most likely a key "
     "of another WorkOS environment (staging instead of production?). Nothing was deleted; check the key with "
-    "`dsync check-key` (docs/runbook.md, 'Rotate the WorkOS API key')"
+    '`dsync check-key` (docs/runbook.md, "Rotating the WorkOS API key")'
 )

@@ -79,7 +79,7 @@ def discover(
     no directory, no health record, nothing of the other environment imported. More directories gone than the
     policy lets one wave delete are `held`: their jobs may not delete them."""
     listed = list(api.list_directories())
-    view = key_check.compare(listed, table.live_directories())
+    view = key_check.mirror_view(listed, table)
     if not view.same_environment:
         return Wave([], None, view=view, refused=key_check.WRONG_ENVIRONMENT)
     report = health.record(listed) if health is not None else None

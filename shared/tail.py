@@ -355,6 +355,7 @@ class _Polling:
         self.recheck_after: str | None = None  # paging through a recheck window
         self.queued_ids: set[str] = set()  # what this invocation queued (or parked) already: not sent twice
         self.last_heartbeat = 0.0
+        self.environment_confirmed = False  # the key was seen to be of the mirror's environment this invocation
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.tail.now(), UTC)
@@ -377,6 +378,8 @@ class _Polling:
         """One read, its enqueue and the cursor move; True to read again at once (a full page, or after a backoff)."""
         after = self.cursor.event_id if self.cursor else None
         range_start = None if after is not None else self.start_within_retention()
+        if range_start is not None and not self.environment_ok("the tail reads by time"):
+            return True  # stopped, or backed off: `polling()` decides
         read_at = self.now()
         errors = self.tail.errors
         try:
@@ -465,6 +468,8 @@ class _Polling:
     def recheck_once(self) -> bool:
         """One page of the recheck window, by time (then `after` within it); the cursor does not move."""
         assert self.cursor is not None and self.cursor.recheck_from and self.cursor.recheck_until
+        if not self.environment_ok("the tail re-reads a window by time"):
+            return True
         until = self.cursor.recheck_until
         errors = self.tail.errors
         try:
@@ -530,29 +535,42 @@ class _Polling:
             logger.warning("another tail moved the cursor: this one stops without writing")
             self.report.status = TailStatus.SUPERSEDED
 
-    def recover(self, reason: str) -> None:
-        """WorkOS refused the cursor (expired past retention, or unknown): re-read by time and repair by reconcile,
-        unless the key sees none of the mirror's directories (another environment's key): then stop, queue nothing
-        and leave the cursor as it is."""
-        assert self.cursor is not None and self.cursor.event_created_at is not None
+    def environment_ok(self, why: str, **context: Any) -> bool:
+        """Is the key still of the mirror's environment? Asked once per invocation before anything is read by time
+        (a time range has no cursor WorkOS could refuse, so another environment's key would read that environment's
+        events and import them) and after a refused cursor. False: the tail stopped (ENVIRONMENT_CHANGED, nothing
+        queued, cursor kept), or the check failed and the tail backed off."""
+        if self.environment_confirmed:
+            return True
         errors = self.tail.errors
         try:
             same_environment = self.tail.environment.known_directories_visible()
         except errors.auth as error:
             self.auth_failed(error)
-            return
+            return False
         except (*errors.refused, *errors.transient) as error:
-            self.unavailable(error)  # backed off: the next read is refused again and asks again
-            return
+            self.unavailable(error)
+            return False
         if not same_environment:
-            message = f"WorkOS refused the tail's cursor and {WRONG_ENVIRONMENT}"
             logger.error(
-                "the tail stops: WorkOS refused its cursor and %s; no reconcile was queued and the cursor is kept",
+                "the tail stops: %s and %s; no reconcile was queued and the cursor is kept",
+                why,
                 WRONG_ENVIRONMENT,
-                extra={"cursor": self.cursor.event_id, "error": reason},
+                extra=context,
             )
-            self.report.status, self.report.error = TailStatus.ENVIRONMENT_CHANGED, message
-            return
+            self.report.status, self.report.error = TailStatus.ENVIRONMENT_CHANGED, f"{why} and {WRONG_ENVIRONMENT}"
+            return False
+        self.environment_confirmed = True
+        return True
+
+    def recover(self, reason: str) -> None:
+        """WorkOS refused the cursor (expired past retention, or unknown): re-read by time and repair by reconcile,
+        unless the key sees none of the mirror's directories (another environment's key): then stop, queue nothing
+        and leave the cursor as it is."""
+        assert self.cursor is not None and self.cursor.event_created_at is not None
+        self.environment_confirmed = False  # a refused cursor is a reason to ask again
+        if not self.environment_ok("WorkOS refused the tail's cursor", cursor=self.cursor.event_id, error=reason):
+            return  # stopped (no reconcile queued, cursor kept), or backed off: the next read is refused and asks again
         now = self.now()
         since = recovery_start(self.cursor.event_created_at, now, self.config)
         logger.error(

@@ -293,6 +293,21 @@ class DirectoryTable:
     def list_directory_ids(self) -> list[str]:
         return sorted(directory_id for directory_id, _ in self.live_directories())
 
+    def holds_any_directory(self) -> bool:
+        """Whether any directory partition exists (a live directory, a tombstone, anything under `DIR#`): a strongly
+        consistent Scan that stops at the first one. In a mirror nearly every item is one, so it reads one page; in a
+        new deployment it reads the few bookkeeping items there are."""
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "FilterExpression": "begins_with(#pk, :directory)",
+            "ExpressionAttributeNames": {"#pk": schema.PARTITION_KEY},
+            "ExpressionAttributeValues": {":directory": {"S": schema.directory_pk("")}},
+            "ProjectionExpression": "#pk",
+            "ConsistentRead": True,
+            "Limit": 100,
+        }
+        return next(self._paginate("scan", request), None) is not None
+
     def live_directories(self) -> list[tuple[str, str | None]]:
         """(id, organization id) of every live directory (the sparse `directories` index holds no tombstones)."""
         items = self.query_index(schema.DIRECTORIES_INDEX, schema.DIRECTORY_INDEX_VALUE)

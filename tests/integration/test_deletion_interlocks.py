@@ -11,6 +11,7 @@ import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -21,14 +22,21 @@ from dsync.errors import CommandError
 from dsync.fake_workos import DirectoryModel, FakeWorkOS, populate
 from dsync.local.provision import LocalResources
 from dsync.reconcile_command import run_reconcile
+from dsync.replay_command import run_replay
 from dsync.targets import Target
 from shared.adapters.dynamodb import DirectoryTable
+from shared.adapters.sqs import SqsEventQueue
 from shared.adapters.workos_api import WorkOSDirectoryApi
 from shared.apply import Applier, InboundMessage, Status
 from shared.deletion_guard import DeletionPolicy
+from shared.key_check import KeyCheck, compare
+from shared.lease import Lease
 from shared.reader import DirectoryReader
 from shared.reconcile import DirectoryReconciler, RunStatus
 from shared.reconcile_jobs import WavePlanner, discover, run_job
+from shared.tail import EventsTail, TailConfig, TailStatus
+from shared.tail_cursor import LEASE_KEY, CursorStore
+from shared.workos_client import tail_errors
 from tests.support.fake_store import FakeDeadLetters
 
 pytestmark = pytest.mark.integration
@@ -65,13 +73,15 @@ class Environments:
         model = self.fake.model
         directory_id = str(model.create_directory(organization_id=organization)["id"])
         populate(model, directory_id, users=users, groups=2, rng=random.Random(len(model.directory_ids())))
+        self.deliver(model.drain_events())
+        self.jobs.jobs.clear()
+        return directory_id
+
+    def deliver(self, events: list[dict[str, Any]]) -> None:
         applier = Applier(store=self.table, work_queue=self.jobs, dead_letters=FakeDeadLetters())
-        events = model.drain_events()
         for start in range(0, len(events), 10):
             batch = [InboundMessage(e["id"], json.dumps(e), "g", e["id"]) for e in events[start : start + 10]]
             assert all(o.status in (Status.APPLIED, Status.NOOP) for o in applier.apply(batch).values())
-        self.jobs.jobs.clear()
-        return directory_id
 
     def export(self, directory_id: str) -> dict[str, Any]:
         return DirectoryReader(self.table).export(directory_id)
@@ -267,3 +277,66 @@ def test_check_key_shows_what_a_key_sees_and_exits_1_for_another_environment(
     report = json.loads(captured.out)
     assert not report["same_environment"] and report["missing"] == [directory_id] and report["known"] == []
     assert "another WorkOS environment" in captured.err
+
+
+def test_a_tail_without_an_event_cursor_under_another_environments_key_reads_nothing(
+    envs: Environments, aws: LocalResources
+) -> None:
+    """The review's reproduction: the tail read staging's events by time, they were applied, and the imported
+    directory then made production's look deletable."""
+    production = envs.synced()
+    with envs.api(STAGING_KEY) as staging:
+        tail = EventsTail(
+            api=staging,
+            errors=tail_errors(),
+            queue=SqsEventQueue(aws.event_queue_url),
+            cursors=CursorStore(envs.table),
+            lease=Lease(envs.table, LEASE_KEY),
+            reconciles=WavePlanner(staging, envs.table, envs.jobs),
+            environment=KeyCheck(staging, envs.table),
+            config=TailConfig(run_seconds=2, idle_poll_seconds=0.2),
+        )
+        report = tail.run(lambda: 30.0)
+    assert report.status is TailStatus.ENVIRONMENT_CHANGED and report.events_enqueued == 0
+    queued = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=aws.event_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]["ApproximateNumberOfMessages"]
+    assert queued == "0" and envs.jobs.jobs == []
+    assert envs.export(production)["directory"] is not None
+
+
+def test_a_mirror_whose_only_directory_was_deleted_imports_nothing_under_another_environments_key(
+    envs: Environments,
+) -> None:
+    """The review's reproduction: with no live directory left, "the mirror holds nothing" made any key its own, and
+    the wave imported staging's directory (and published its users as provisioned)."""
+    only = envs.synced()
+    envs.fake.model.delete_directory(only)
+    envs.deliver(envs.fake.model.drain_events())
+    envs.jobs.jobs.clear()  # the deletion's own purge
+    before = envs.items()
+    with envs.api(STAGING_KEY) as staging:
+        wave = WavePlanner(staging, envs.table, envs.jobs).plan_wave("schedule")
+    assert wave.refused is not None and envs.jobs.jobs == []
+    assert envs.items() == before
+
+
+def test_the_empty_mirror_rule_reads_the_table_not_the_lagging_index() -> None:
+    """A mirror whose first directory is not indexed yet (or whose only directory is a tombstone) is not empty."""
+    listed = [{"id": "directory_staging", "organization_id": "org_staging"}]
+    assert not compare(listed, [], mirror_ever_held=True).same_environment
+    assert compare(listed, [], mirror_ever_held=False).same_environment  # a new deployment takes its first key
+
+
+def test_a_replay_under_another_environments_key_is_refused_before_reading_anything(envs: Environments) -> None:
+    envs.synced()
+    with pytest.raises(CommandError, match=r"replay refused.*another WorkOS environment"):
+        run_replay(
+            envs.target,
+            since=(datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+            until=None,
+            directory_id=None,
+            api_key=STAGING_KEY,
+            base_url=envs.fake.base_url,
+        )
+    assert not [r for r in envs.fake.request_log if r.path == "/events"]

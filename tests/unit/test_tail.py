@@ -187,7 +187,8 @@ def test_a_refused_cursor_falls_back_to_time_minus_a_margin_queues_a_full_reconc
     world.users(1)
     report = world.run(seconds=5)
     assert report.recoveries == 1 and world.reconciles.reasons == ["events cursor refused"]
-    assert world.environment.checks == 1  # the key still sees the mirror's directories: an expiry, not a new key
+    # Once before the first read by time, once for the refused cursor: the key still sees the mirror (an expiry).
+    assert world.environment.checks == 2
     fallback = next(r for r in world.api.requests if r["range_start"] and r is not world.api.requests[0])
     assert cursor.event_created_at is not None
     expected = parse_time(cursor.event_created_at).timestamp() - 300
@@ -446,7 +447,7 @@ def test_when_the_key_check_fails_the_tail_backs_off_and_asks_again_before_decid
     world.users(1)  # the re-read by time moves the cursor to an event WorkOS knows
     world.environment.failures.append(TransientError(503))
     report = world.run(seconds=5)
-    assert world.environment.checks == 2 and report.unavailable == 1
+    assert world.environment.checks == 3 and report.unavailable == 1  # bootstrap, the failed check, its retry
     assert report.recoveries == 1 and world.reconciles.reasons == ["events cursor refused"]
 
 
@@ -460,3 +461,22 @@ def test_a_rejected_key_during_the_key_check_is_an_auth_failure() -> None:
     world.environment.failures.append(AuthError("401"))
     report = world.run(seconds=5)
     assert report.status is TailStatus.AUTH_FAILED and world.reconciles.reasons == [] and world.cursor() == cursor
+
+
+def test_a_tail_that_reads_by_time_checks_the_key_first_and_imports_nothing_of_another_environment() -> None:
+    """Issue #17 review: with no event cursor (a first deployment, or after a recovery) the tail reads by time, and
+    a time range has no cursor WorkOS could refuse: under another environment's key it read that environment's
+    events, applied them, and the imported directories then counted as evidence for deleting the mirror's own."""
+    world = World()
+    world.users(3)
+    world.environment.visible = False
+    report = world.run(seconds=5)
+    assert report.status is TailStatus.ENVIRONMENT_CHANGED and world.environment.checks == 1
+    assert world.api.requests == [] and world.queue.event_ids == [] and world.reconciles.reasons == []
+
+
+def test_the_key_is_checked_once_per_invocation_before_reading_by_time() -> None:
+    world = World()
+    world.users(3)
+    world.run(seconds=5)
+    assert world.environment.checks == 1 and len(world.queue.event_ids) == 3
