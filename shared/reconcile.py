@@ -41,6 +41,7 @@ from shared.reconcile_phases import (
     RunState,
     WorkQueue,
     confirm_deletions,
+    end_deleted_groups_memberships,
     sync_directory,
     sync_entities,
     sync_memberships,
@@ -277,6 +278,7 @@ class _Run:
                 checkpoint.advance("users" if phase == "groups" else "memberships")
             elif phase == "memberships":
                 sync_memberships(state)
+                end_deleted_groups_memberships(state)
                 checkpoint.advance("deletions")
             elif phase == "deletions":
                 confirm_deletions(state)

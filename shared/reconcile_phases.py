@@ -22,6 +22,7 @@ from shared.deletion_guard import DeletionPolicy, DeletionRefusedError, Deletion
 from shared.events import Directory, DirectoryGroup, DirectoryUser, describe_invalid
 from shared.key_check import WRONG_ENVIRONMENT, KeyView
 from shared.reconcile_checkpoint import Checkpoint, SeenIds
+from shared.apply import Cascade
 from shared.reconcile_writes import RepairWriter, prefix_of
 from shared.records import Record, RecordTooLargeError, StoredVersion
 
@@ -198,12 +199,20 @@ def sync_memberships(run: RunState) -> None:
     # Users WorkOS listed in this run exist, whatever this invocation's cached versions say: a webhook may have
     # created one after the cache was read (our own write of it was then a no-op, so the cache never saw it).
     live_users = _live(writer.versions(schema.USER_PREFIX)) | run.seen["users"]
-    groups = sorted(run.seen["groups"] & _live(writer.versions(schema.GROUP_PREFIX)))
+    stored_groups = writer.versions(schema.GROUP_PREFIX)
+    # Every listed group, deleted ones included, so the resume index means the same group in every invocation.
+    groups = sorted(run.seen["groups"])
     repair_us = checkpoint.started_at_us - run.clock_skew_allowance_seconds * 1_000_000
     with OnePageAhead() as writes:  # a group's repairs are written while the next group is listed
         index = checkpoint.group_index
         while index < len(groups):
             group_id = groups[index]
+            if (version := stored_groups.get(group_id)) is not None and version.deleted:
+                # Deleted by a webhook since it was listed (`end_deleted_groups_memberships` ends its rows). The
+                # resume index moves past it in order, behind the writes still in flight.
+                writes.submit(list, partial(_memberships_done, checkpoint, [], index + 1))
+                index += 1
+                continue
             # The store read runs while the (paced) listing waits for its turn, instead of after it.
             stored_rows = writer.pool.submit(_present_members, writer, group_id)
             listed = set(run.api.iter_group_member_ids(run.directory_id, group_id))
@@ -231,6 +240,16 @@ def sync_memberships(run: RunState) -> None:
             )
             index += 1
             run.tick()
+
+
+def end_deleted_groups_memberships(run: RunState) -> None:
+    """Present rows of a deleted group are ended at its deletion's version. A cascade cut short (a crash between a
+    membership repair and its read-back, a failed cascade) leaves such rows, and no other step visits a group that
+    is no longer listed. One query per group tombstone; they expire with the tombstone TTL."""
+    for group_id, version in sorted(run.writer.versions(schema.GROUP_PREFIX).items()):
+        if version.deleted and _present_members(run.writer, group_id):
+            ended = run.writer.end_memberships(Cascade("group", run.directory_id, group_id, version.vkey))
+            run.checkpoint.drift.memberships_removed += ended
 
 
 def _memberships_done(checkpoint: Checkpoint, repairs: list[Record], next_index: int, written: list[bool]) -> None:

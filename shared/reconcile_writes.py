@@ -57,7 +57,7 @@ class RepairWriter:
     def write(self, record: Record) -> bool:
         """True if the store took it (it was newer); raises on a store failure, so the run checkpoints and fails."""
         result, detail = write_record(self._table, record)
-        if result in (WriteResult.TRANSIENT, WriteResult.PERMANENT):
+        if result in (WriteResult.TRANSIENT, WriteResult.THROTTLED, WriteResult.PERMANENT):
             raise RuntimeError(f"write of {record.key.sk} failed: {detail}")
         written = result is WriteResult.WRITTEN
         if written:
@@ -83,17 +83,25 @@ class RepairWriter:
         return written
 
     def remove(self, kind: str, entity_id: str, current: StoredVersion) -> tuple[bool, int]:
-        """Tombstone a user or group WorkOS confirmed gone and end its memberships: (tombstoned, memberships ended)."""
+        """Remove a user or group WorkOS confirmed gone: (tombstoned, memberships ended).
+
+        Its memberships are ended *before* its tombstone is written, then once more after it (for a row written
+        meanwhile): a run that fails in between is retried with the entity still live, so it comes back here; ended
+        after the tombstone only, a failed cascade would leave rows that no later run visits (deleted groups are not
+        listed)."""
         vkey = self.final_vkey(current)
         single = "group" if kind == "groups" else "user"
+        cascade = Cascade(single, self.directory_id, entity_id, vkey)
+        ended = self.end_memberships(cascade)
         tombstone = records.entity_tombstone(single, self.directory_id, entity_id, vkey=vkey, expires_at=self.expires())
         written = self.write(tombstone)
-        result = end_memberships(
-            self._table, Cascade(single, self.directory_id, entity_id, vkey), expires_at=self.expires(), pool=self.pool
-        )
+        return written, ended + self.end_memberships(cascade)
+
+    def end_memberships(self, cascade: Cascade) -> int:
+        result = end_memberships(self._table, cascade, expires_at=self.expires(), pool=self.pool)
         if result.failure:
             raise RuntimeError(result.failure)
-        return written, result.ended
+        return result.ended
 
     def final_vkey(self, current: StoredVersion | None) -> int:
         """A confirmed deletion is final in WorkOS: version it now, and above anything stored."""

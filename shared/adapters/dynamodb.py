@@ -294,15 +294,16 @@ class DirectoryTable:
         return sorted(directory_id for directory_id, _ in self.live_directories())
 
     def holds_any_directory(self) -> bool:
-        """Whether any directory partition exists (a live directory, a tombstone, anything under `DIR#`): a strongly
-        consistent Scan that stops at the first one. In a mirror nearly every item is one, so it reads one page; in a
-        new deployment it reads the few bookkeeping items there are."""
+        """Whether the table holds any directory item, live or tombstone: a strongly consistent Scan that stops at
+        the first one. A scan reads a partition's items in sort-key order and `#DIRECTORY` sorts first, so in a
+        mirror the first page finds one; with none (a new deployment, or only health records of directories never
+        reconciled) it reads what little there is."""
         request: dict[str, Any] = {
             "TableName": self.table_name,
-            "FilterExpression": "begins_with(#pk, :directory)",
-            "ExpressionAttributeNames": {"#pk": schema.PARTITION_KEY},
-            "ExpressionAttributeValues": {":directory": {"S": schema.directory_pk("")}},
-            "ProjectionExpression": "#pk",
+            "FilterExpression": "#sk = :directory",
+            "ExpressionAttributeNames": {"#sk": schema.SORT_KEY},
+            "ExpressionAttributeValues": {":directory": {"S": schema.DIRECTORY_SK}},
+            "ProjectionExpression": "#sk",
             "ConsistentRead": True,
             "Limit": 100,
         }

@@ -24,16 +24,18 @@ from dsync.local.provision import LocalResources
 from dsync.reconcile_command import run_reconcile
 from dsync.replay_command import run_replay
 from dsync.targets import Target
+from shared import schema
 from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.sqs import SqsEventQueue
 from shared.adapters.workos_api import WorkOSDirectoryApi
-from shared.apply import Applier, InboundMessage, Status
+from shared.apply import Applier, InboundMessage, Status, StoreThrottledError
 from shared.deletion_guard import DeletionPolicy
 from shared.key_check import KeyCheck, compare
 from shared.lease import Lease
 from shared.reader import DirectoryReader
 from shared.reconcile import DirectoryReconciler, RunStatus
 from shared.reconcile_jobs import WavePlanner, discover, run_job
+from shared.records import Record
 from shared.tail import EventsTail, TailConfig, TailStatus
 from shared.tail_cursor import LEASE_KEY, CursorStore
 from shared.workos_client import tail_errors
@@ -340,3 +342,32 @@ def test_a_replay_under_another_environments_key_is_refused_before_reading_anyth
             base_url=envs.fake.base_url,
         )
     assert not [r for r in envs.fake.request_log if r.path == "/events"]
+
+
+class ThrottledOnceCascade(DirectoryTable):
+    """The table, whose first membership-ending write is throttled (the run fails there and is retried)."""
+
+    armed = True
+
+    def put_if_newer(self, record: Record) -> bool:
+        if self.armed and record.key.sk.startswith(schema.MEMBER_PREFIX) and record.deleted:
+            self.armed = False
+            raise StoreThrottledError("ProvisionedThroughputExceededException")
+        return super().put_if_newer(record)
+
+
+def test_a_group_removal_whose_cascade_failed_once_ends_every_membership_on_the_retry(envs: Environments) -> None:
+    """The review's reproduction: the tombstone was written before the cascade, so the retry no longer saw a live
+    group to remove, and no later run visits a deleted group: 4 of 11 memberships stayed present for good."""
+    directory_id = envs.synced(users=12)
+    model = envs.fake.model
+    group_id = next(group for group in model.group_ids(directory_id) if model.members(group))
+    model.delete_group(group_id)
+    model.drain_events()  # its webhook was lost
+    table = ThrottledOnceCascade(envs.table.table_name)
+    with envs.api(envs.fake.api_key) as api:
+        reconciler = DirectoryReconciler(api=api, table=table, work_queue=envs.jobs)
+        assert reconciler.run(directory_id).status is RunStatus.FAILED
+        assert reconciler.run(directory_id).status is RunStatus.COMPLETE
+    rows = list(table.query_partition(directory_id, schema.group_members_prefix(group_id)))
+    assert rows and not [row for row in rows if not row["deleted"]]
