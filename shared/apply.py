@@ -379,7 +379,7 @@ class Applier:
             written = self._write_all(batch, outcomes, pool, deadline)
             self._submit_jobs(batch, written, outcomes)
             self._run_cascades(batch, outcomes, pool, deadline)
-            self._read_back(batch, written, outcomes, pool)
+            self._read_back(batch, written, outcomes, pool, deadline)
             for future in progress:
                 future.result()  # best effort: a failed progress write only makes `dsync status` look behind
         self._forward_refused(plans, outcomes)
@@ -391,11 +391,20 @@ class Applier:
     ) -> tuple[dict[ItemKey, StoredVersion], dict[str, Exception]]:
         """Every key the batch touches, read one directory at a time (in parallel): a partition that is throttled,
         wholly or partly, fails only its own directory's messages, and only that directory is marked hot."""
-        keys: dict[str, set[ItemKey]] = defaultdict(set)
+        keys: set[ItemKey] = set()
         for plan in plans:
             directory_id = plan.event.directory_id
-            keys[directory_id].update(record.key for record in plan.records)
-            keys[directory_id].update((records.directory_key(directory_id), records.applied_key(directory_id)))
+            keys.update(record.key for record in plan.records)
+            keys.update((records.directory_key(directory_id), records.applied_key(directory_id)))
+        return self._read_by_directory(keys, pool)
+
+    def _read_by_directory(
+        self, keys: Collection[ItemKey], pool: ThreadPoolExecutor
+    ) -> tuple[dict[ItemKey, StoredVersion], dict[str, Exception]]:
+        """One strongly consistent read per directory, in parallel: (what was read, why a directory was not)."""
+        by_directory: dict[str, set[ItemKey]] = defaultdict(set)
+        for key in keys:
+            by_directory[schema.directory_id_of_pk(key.pk)].add(key)
 
         def read(directory_keys: set[ItemKey]) -> dict[ItemKey, StoredVersion] | Exception:
             try:
@@ -405,7 +414,7 @@ class Applier:
 
         stored: dict[ItemKey, StoredVersion] = {}
         unread: dict[str, Exception] = {}
-        for directory_id, result in zip(keys, pool.map(read, keys.values()), strict=True):
+        for directory_id, result in zip(by_directory, pool.map(read, by_directory.values()), strict=True):
             if isinstance(result, Exception):
                 unread[directory_id] = result
             else:
@@ -438,18 +447,32 @@ class Applier:
         _moved([outcomes[p.message.message_id] for p in throttled], failure)
 
     def _read_back(
-        self, batch: BatchPlan, written: set[ItemKey], outcomes: dict[str, MessageOutcome], pool: ThreadPoolExecutor
+        self,
+        batch: BatchPlan,
+        written: set[ItemKey],
+        outcomes: dict[str, MessageOutcome],
+        pool: ThreadPoolExecutor,
+        deadline: float,
     ) -> None:
-        """Step 5 of the module docstring (`shared.read_back`)."""
+        """Step 5 of the module docstring (`shared.read_back`), one read per directory: a throttled partition fails
+        (and moves) only its own directory's messages. Past the deadline it is left to the redelivery, whose read
+        repairs what this one would have (step 3)."""
         read_back = ReadBack.of(batch.writes, written)
         if not read_back.memberships and not read_back.directory_pks:
             return
-        try:
-            stored = self.store.get_versions(read_back.keys)
-        except (TransientStoreError, PermanentStoreError) as error:
-            for message_id in (m for key in written for m in batch.writers.get(key, [])):
+        if time.monotonic() > deadline:
+            stored: dict[ItemKey, StoredVersion] = {}
+            unread: dict[str, Exception] = {
+                schema.directory_id_of_pk(key.pk): TransientStoreError("out of time before the read-back")
+                for key in read_back.keys
+            }
+        else:
+            stored, unread = self._read_by_directory(read_back.keys, pool)
+        for directory_id, error in unread.items():
+            pk = schema.directory_pk(directory_id)
+            for message_id in (m for key in written if key.pk == pk for m in batch.writers.get(key, [])):
                 _fail(outcomes[message_id], Status.RETRY, f"read-back failed: {error}")
-            return
+                outcomes[message_id].throttled |= isinstance(error, StoreThrottledError)
         endings = read_back.endings(stored, expires_at=int(self.clock()) + self.config.tombstone_ttl_seconds)
         for ending, (result, detail) in zip(endings, pool.map(self._write, endings), strict=True):
             if result in (WriteResult.TRANSIENT, WriteResult.THROTTLED, WriteResult.PERMANENT):

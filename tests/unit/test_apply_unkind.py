@@ -263,3 +263,28 @@ def test_no_write_starts_past_the_batchs_deadline() -> None:
     outcomes = app.apply(messages, remaining_seconds=lambda: app.config.safety_margin_seconds - 1)
     assert {outcome.status for outcome in outcomes.values()} == {Status.RETRY}
     assert not any(key.sk.startswith(schema.USER_PREFIX) for key in store.items)
+
+
+def test_a_throttled_read_back_fails_and_moves_only_its_own_directory() -> None:
+    """Issue #17 review: the read-back read every directory's keys in one request, so a giant's throttled partition
+    failed the small tenants of the batch too, as a plain retry (six minutes), and the giant was not moved."""
+    store = FakeDirectoryStore()
+    overflow = RecordingOverflow()
+    app = applier(store, overflow=OverflowLane(overflow))
+    original = store.get_versions
+    reads: dict[str, int] = {}
+
+    def giant_throttled_on_its_read_back(keys: Any) -> dict[ItemKey, StoredVersion]:
+        pks = {key.pk for key in keys}
+        if schema.directory_pk(OTHER) in pks:
+            reads[OTHER] = reads.get(OTHER, 0) + 1
+            if reads[OTHER] == 2:
+                raise StoreThrottledError("ThrottlingException")
+        return original(keys)
+
+    store.get_versions = giant_throttled_on_its_read_back  # type: ignore[method-assign]
+    small = ev.event("dsync.user.created", ev.user(), created=1)
+    giant = ev.event("dsync.user.created", ev.user("directory_user_9", directory_id=OTHER), created=1)
+    small_outcome, giant_outcome = apply(app, small, giant)
+    assert small_outcome.status is Status.APPLIED
+    assert giant_outcome.status is Status.MOVED
