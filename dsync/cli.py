@@ -105,10 +105,11 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     )
     _print_json(report)
     if not report["ok"]:
-        stopped = [d for d in report["directories"] if d["status"] in ("failed", "refused", "held")]
+        stopped = [d for d in report["directories"] if d["status"] in ("failed", "refused", "held", "unknown")]
         first = stopped[0]
         raise CommandError(
-            f"reconcile {first['status']} for {len(stopped)} directory(ies); {first['directory_id']}: {first['error']}"
+            f"reconcile {first['status']} for {len(stopped)} directory(ies); {first['directory_id']}: "
+            f"{first['error'] or 'neither WorkOS nor the mirror knows this directory'}"
         )
     return 0
 

@@ -276,6 +276,9 @@ class DirectorySyncStack(Stack):
                 Env.WORK_QUEUE_URL: self.work.queue.queue_url,
                 Env.WORKOS_API_KEY_SECRET_ID: self.secrets.workos_api_key.secret_arn,
                 Env.TAIL_BOOTSTRAP_HOURS: f"{self.config.tail_bootstrap_hours:g}",
+                # The tail plans a full reconcile after a refused cursor: the same deletion limits as the schedule's.
+                Env.MAX_DIRECTORY_DELETIONS_PER_WAVE: str(self.config.max_directory_deletions_per_wave),
+                Env.MAX_REMOVAL_SHARE: str(self.config.max_removal_share),
             },
             reserved_concurrency=1,
         )

@@ -42,6 +42,7 @@ from shared.events import DsyncEvent, InvalidEventError, UnknownEvent, parse_eve
 from shared.overflow import OverflowLane
 from shared.read_back import ReadBack
 from shared.records import ItemKey, Record, RecordTooLargeError, StoredVersion
+from shared.resources import DEFAULT_TOMBSTONE_TTL_DAYS
 
 # --- Ports --------------------------------------------------------------------------------------------------------
 
@@ -119,7 +120,7 @@ class MessageOutcome:
 
 @dataclass(frozen=True)
 class ApplyConfig:
-    tombstone_ttl_seconds: int = 30 * 24 * 3600
+    tombstone_ttl_seconds: int = DEFAULT_TOMBSTONE_TTL_DAYS * 86_400
     parallelism: int = 10
     # Stop starting cascades when less than this is left before the Lambda timeout; redelivery finishes them.
     safety_margin_seconds: float = 5.0

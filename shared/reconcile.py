@@ -47,6 +47,7 @@ from shared.reconcile_phases import (
     sync_memberships,
 )
 from shared.reconcile_writes import RepairWriter
+from shared.resources import DEFAULT_TOMBSTONE_TTL_DAYS
 
 LEASE_SK = f"{schema.RECONCILE_PREFIX}LEASE"
 PHASES = ("directory", "groups", "users", "memberships", "deletions", "done")
@@ -64,7 +65,7 @@ class RunStatus(StrEnum):
 
 
 #: A run that ended so needs an operator: the run report is not ok, and `dsync reconcile` exits 1.
-NOT_OK = frozenset({RunStatus.FAILED, RunStatus.REFUSED, RunStatus.HELD})
+NOT_OK = frozenset({RunStatus.FAILED, RunStatus.REFUSED, RunStatus.HELD, RunStatus.UNKNOWN})
 
 
 @dataclass
@@ -93,7 +94,7 @@ class DirectoryReport:
 
 @dataclass(frozen=True)
 class ReconcileConfig:
-    tombstone_ttl_seconds: int = 30 * 24 * 3600
+    tombstone_ttl_seconds: int = DEFAULT_TOMBSTONE_TTL_DAYS * 86_400
     clock_skew_allowance_seconds: int = 300
     # Stop and checkpoint when less than this remains of the budget.
     reserve_seconds: float = 45.0

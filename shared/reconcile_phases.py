@@ -18,11 +18,11 @@ from typing import Any, Literal, Protocol
 from pydantic import ValidationError
 
 from shared import records, schema
+from shared.apply import Cascade
 from shared.deletion_guard import DeletionPolicy, DeletionRefusedError, DeletionsHeldError
 from shared.events import Directory, DirectoryGroup, DirectoryUser, describe_invalid
 from shared.key_check import WRONG_ENVIRONMENT, KeyView
 from shared.reconcile_checkpoint import Checkpoint, SeenIds
-from shared.apply import Cascade
 from shared.reconcile_writes import RepairWriter, prefix_of
 from shared.records import Record, RecordTooLargeError, StoredVersion
 

@@ -137,7 +137,8 @@ WORK_DEAD_LETTER_QUEUE = QueueSpec(fifo=False, retention_seconds=FOURTEEN_DAYS, 
 # then it may wait its whole retention in the events queue, move to the overflow queue (a new message: retention
 # starts again), reach the DLQ (for a FIFO queue the dead-letter move is treated as a new enqueue, so count its
 # retention in full) and be redriven once to the events queue. A tombstone must outlive all of it, or the late
-# event resurrects what was deleted: this is the lower bound of `tombstoneTtlDays`.
+# event resurrects what was deleted: this is the lower bound of `tombstoneTtlDays`. A message redriven and then moved
+# to the overflow queue again, or redriven twice, can live longer: the runbook's redrive section says so.
 WORKOS_WEBHOOK_RETRY_DAYS = 3
 LONGEST_EVENT_LIFE_DAYS = (
     WORKOS_WEBHOOK_RETRY_DAYS

@@ -40,7 +40,22 @@ class PublishSettings(_Settings):
     table_name: str | None = None  # for `shared.change_guard`'s read; unset turns the guard off
 
 
-class ReconcileSettings(_Settings):
+class _DeletionLimits(_Settings):
+    """No single input erases a tenant (`shared.deletion_guard`): past these, reconcile's deletions wait for an
+    operator's `dsync reconcile --confirm-deletions`. Read by reconcile and by the tail, which plans a wave of its
+    own after WorkOS refused its cursor."""
+
+    max_directory_deletions_per_wave: int = Field(default=DEFAULT_MAX_DIRECTORY_DELETIONS_PER_WAVE, ge=0, le=10_000)
+    max_removal_share: float = Field(default=DEFAULT_MAX_REMOVAL_SHARE, ge=0, le=1)
+
+    def deletion_policy(self) -> DeletionPolicy:
+        return DeletionPolicy(
+            max_directory_deletions_per_wave=self.max_directory_deletions_per_wave,
+            max_removal_share=self.max_removal_share,
+        )
+
+
+class ReconcileSettings(_DeletionLimits):
     table_name: str = Field(min_length=1)
     work_queue_url: str = Field(min_length=1)
     workos_api_key_secret_id: str = Field(min_length=1)
@@ -58,19 +73,9 @@ class ReconcileSettings(_Settings):
     clock_skew_allowance_seconds: int = Field(default=300, ge=0, le=3600)
     # A directory unhealthy (invalid_credentials, unlinked, validating) this long counts in DirectoriesUnhealthyTooLong.
     directory_unhealthy_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
-    # No single input erases a tenant (`shared.deletion_guard`): past these, reconcile's deletions wait for an
-    # operator's `dsync reconcile --confirm-deletions`.
-    max_directory_deletions_per_wave: int = Field(default=DEFAULT_MAX_DIRECTORY_DELETIONS_PER_WAVE, ge=0, le=10_000)
-    max_removal_share: float = Field(default=DEFAULT_MAX_REMOVAL_SHARE, ge=0, le=1)
-
-    def deletion_policy(self) -> DeletionPolicy:
-        return DeletionPolicy(
-            max_directory_deletions_per_wave=self.max_directory_deletions_per_wave,
-            max_removal_share=self.max_removal_share,
-        )
 
 
-class TailSettings(_Settings):
+class TailSettings(_DeletionLimits):
     """The Events API tail. Its WorkOS budget is separate from reconcile's: 10 + 90 requests/s stay within
     WorkOS's 6,000 requests/min per key."""
 

@@ -64,7 +64,7 @@ def _applier(*, events_lane: bool) -> Applier:
             config.table_name,
             client=client,
             unprocessed_attempts=2 if events_lane else 8,
-            transient_attempts=3 if events_lane else 1,  # the overflow lane's SDK retries 10 times itself
+            transient_attempts=3 if events_lane else 1,  # the overflow lane's SDK retries (adaptive mode) itself
         ),
         work_queue=SqsWorkQueue(config.work_queue_url),
         dead_letters=SqsDeadLetterForwarder(config.dead_letter_queue_url),

@@ -67,7 +67,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             queue=deps.queue,
             cursors=CursorStore(deps.table),
             lease=Lease(deps.table, LEASE_KEY),
-            reconciles=WavePlanner(api, deps.table, deps.work_queue),
+            reconciles=WavePlanner(api, deps.table, deps.work_queue, deletions=settings.deletion_policy()),
             environment=KeyCheck(api, deps.table),  # a refused cursor under another environment's key stops it
             config=TailConfig(
                 bootstrap_hours=settings.tail_bootstrap_hours,

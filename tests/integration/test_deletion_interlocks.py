@@ -190,13 +190,19 @@ def test_a_directory_the_listing_still_shows_is_not_deleted_on_a_404(
     assert envs.export(directory_id)["directory"] is not None and envs.jobs.jobs == []
 
 
-def test_a_typo_directory_is_unknown_and_creates_nothing(envs: Environments) -> None:
+def test_a_typo_directory_is_unknown_creates_nothing_and_the_command_exits_1(
+    envs: Environments, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     envs.synced()
     before = envs.items()
     with envs.api(envs.fake.api_key) as api:
         report = DirectoryReconciler(api=api, table=envs.table, work_queue=envs.jobs).run("directory_01TYPO")
     assert report.status is RunStatus.UNKNOWN and envs.jobs.jobs == []
     assert envs.items() == before
+    monkeypatch.setattr(cli, "_target", lambda _: envs.target)
+    workos = ["--workos-api-key", envs.fake.api_key, "--workos-base-url", envs.fake.base_url]
+    assert cli.main(["reconcile", "--directory", "directory_01TYPO", *workos]) == 1
+    assert "unknown" in capsys.readouterr().err
 
 
 def test_more_directories_gone_than_a_wave_may_delete_wait_for_an_operator(envs: Environments) -> None:
