@@ -10,9 +10,12 @@
    WorkOS's list endpoints answer 503, so no reconcile can help: the tail repairs the mirror within seconds;
 5. a month-long outage, longer than WorkOS keeps events: every webhook lost and the tail's cursor expired. The
    tail finds WorkOS refusing its cursor, re-reads by time and queues a full reconcile itself, which repairs it;
-6. the verdict: `export` against WorkOS's truth, field by field (roles included), and which source repaired what.
+6. a key rotation goes wrong: staging's WorkOS API key is used against production's mirror. `dsync check-key` says
+   it sees none of the mirror, and `dsync reconcile` refuses (exit 1): nothing erased, nothing of staging imported;
+7. the verdict: `export` against WorkOS's truth, field by field (roles included), and which source repaired what.
    Exit code 0 only if they match, and only if the store also matched after acts 1 to 3 (webhooks alone must
-   converge), the app heard exactly the role changes WorkOS made, and act 4's tail alone repaired lost webhooks.
+   converge), the app heard exactly the role changes WorkOS made, act 4's tail alone repaired lost webhooks, and
+   act 6's wrong key changed nothing.
 """
 
 from __future__ import annotations
@@ -31,12 +34,14 @@ from typing import Any, TextIO
 import boto3
 from tqdm import tqdm
 
+from dsync.errors import CommandError
 from dsync.fake_workos import DirectoryModel, FakeWorkOS, populate
 from dsync.local import logs
 from dsync.local.stack import LocalStack, LocalStackOptions
 from dsync.local.subscriber import BusSubscriber
 from dsync.operations import post_signed
-from dsync.targets import Target
+from dsync.reconcile_command import check_key, run_reconcile
+from dsync.targets import Target, resolve_target
 from shared import schema
 from shared.adapters.dynamodb import DirectoryTable
 from shared.reader import DirectoryReader
@@ -44,6 +49,7 @@ from shared.records import ItemKey
 from shared.tail_cursor import CursorStore
 
 DEMO_SECRET = "whsec_local_demo_only"
+STAGING_KEY = "sk_test_staging_environment"  # act 6: a valid key, of another WorkOS environment
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,7 @@ class Demo:
         self.tail_repair_seconds: float | None = None
         self.tail_lost_repaired = 0
         self.reconcile_repairs = 0
+        self.wrong_key_refused = False
 
     def say(self, text: str = "") -> None:
         self.out.write(text + "\n")
@@ -236,6 +243,7 @@ class Demo:
             self.act_roles(directory_id)
             self.act_three(directory_id)
             self.act_four(directory_id)
+            self.act_wrong_key(directory_id)
             return self.verdict(directory_id, started)
         finally:
             self.stack.stop()
@@ -445,17 +453,49 @@ class Demo:
             f"(paced at {self.options.rate_limit_per_second:g} req/s per directory)"
         )
 
+    def act_wrong_key(self, directory_id: str) -> None:
+        self.say("\n6. A key rotation goes wrong: staging's WorkOS API key, used against production's mirror")
+        assert self.stack is not None
+        staging = self.fake.add_environment(STAGING_KEY, DirectoryModel(seed=self.options.seed + 1))
+        staging_directory = staging.create_directory(organization_id="org_01STAGING")["id"]
+        populate(staging, staging_directory, users=5, groups=1, rng=random.Random(self.options.seed))
+        target = resolve_target(aws_endpoint=self.stack.aws_endpoint, stack=None, region="us-east-1")
+        before = self.compare(directory_id)[0]
+        view = check_key(target, api_key=STAGING_KEY, base_url=self.fake.base_url)
+        self.say(
+            f"   dsync check-key: the key sees {len(view['known'])} of the mirror's directories "
+            f"({len(view['missing'])} missing, {len(view['unknown'])} unknown): another environment, exit 1"
+        )
+        refusal = None
+        try:
+            run_reconcile(target, directory_id=None, api_key=STAGING_KEY, base_url=self.fake.base_url)
+        except CommandError as error:
+            refusal = str(error)
+        imported = DirectoryReader(self.table()).export(staging_directory)["directory"] is not None
+        unchanged = self.compare(directory_id)[0] == before
+        self.wrong_key_refused = refusal is not None and unchanged and not imported and not view["same_environment"]
+        outcome = "refused (exit 1)" if refusal else "RAN"
+        self.say(
+            f"   dsync reconcile with it: {outcome}; {len(before['users'])} users still there, "
+            f"{'nothing' if not imported else 'staging'} imported"
+        )
+
     def verdict(self, directory_id: str, started: float) -> int:
         exported, truth, differences = self.compare(directory_id)
         changes = self.change_events()
         elapsed = time.monotonic() - started
-        self.say("\n6. Verdict")
+        self.say("\n7. Verdict")
         self.say(
             f"   deliveries: {self.delivered} (of which {self.duplicates} duplicates), lost: {self.lost}; "
             f"change events published: {sum(changes.values())} "
             f"({', '.join(f'{name} {count}' for name, count in sorted(changes.items()))})"
         )
-        matched = sum(differences.values()) == 0 and self.unconverged == 0 and self.tail_repair_seconds is not None
+        matched = (
+            sum(differences.values()) == 0
+            and self.unconverged == 0
+            and self.tail_repair_seconds is not None
+            and self.wrong_key_refused
+        )
         counts = (
             f"{len(truth['users'])} users "
             f"({sum(1 for u in truth['users'] if u['state'] != 'active')} inactive), "
@@ -471,7 +511,7 @@ class Demo:
             return 0
         self.say(
             f"verdict: MISMATCH - {differences} against WorkOS's {counts}; after fully delivered acts: "
-            f"{self.unconverged} ({elapsed:.0f}s)"
+            f"{self.unconverged}; a wrong key refused: {self.wrong_key_refused} ({elapsed:.0f}s)"
         )
         self.say(
             f"   ours: {len(exported['users'])} users, {len(exported['groups'])} groups, "
