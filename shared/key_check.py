@@ -15,7 +15,7 @@ the mirror), and `dsync check-key`, which an operator runs before rotating the k
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -97,8 +97,17 @@ class KeyCheck:
     def view(self) -> KeyView:
         return mirror_view(self._api.list_directories(), self._mirror)
 
+    def mirror_knows_any(self, directory_ids: Collection[str]) -> bool:
+        """Whether the mirror holds one of these live directories, or has never held any (the table only)."""
+        live = {directory_id for directory_id, _ in self._mirror.live_directories()}
+        return bool(live & set(directory_ids)) or (not live and not self._mirror.holds_any_directory())
+
     def known_directories_visible(self) -> bool:
-        """The tail's question after a refused cursor: is this key still of the mirror's environment?"""
+        """The tail's question (before reading by time, after a refused cursor): is this key of the mirror's
+        environment? A mirror that never held a directory has nothing to protect, so no listing is needed: the tail
+        of a new deployment starts even while WorkOS's list API is down."""
+        if not self._mirror.live_directories() and not self._mirror.holds_any_directory():
+            return True
         return self.view().same_environment
 
 

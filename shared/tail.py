@@ -32,14 +32,14 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
 from shared.events import DSYNC_EVENT_TYPES, iso, parse_time
-from shared.ingest import BatchEventQueue, EnqueueError, EventSource, QueuedEvent, queued_event
+from shared.ingest import BatchEventQueue, EnqueueError, EventSource, QueuedEvent, directory_id_of, queued_event
 from shared.key_check import WRONG_ENVIRONMENT
 from shared.lease import Lease
 from shared.tail_cursor import Cursor, CursorStore, ParkedEvent
@@ -85,6 +85,10 @@ class EnvironmentCheck(Protocol):
 
     def known_directories_visible(self) -> bool:
         """Whether the API key sees a directory or organization the mirror holds (or the mirror holds none)."""
+        ...
+
+    def mirror_knows_any(self, directory_ids: Collection[str]) -> bool:
+        """Whether the mirror holds one of these directories (or has never held any): no WorkOS call."""
         ...
 
 
@@ -378,8 +382,6 @@ class _Polling:
         """One read, its enqueue and the cursor move; True to read again at once (a full page, or after a backoff)."""
         after = self.cursor.event_id if self.cursor else None
         range_start = None if after is not None else self.start_within_retention()
-        if range_start is not None and not self.environment_ok("the tail reads by time"):
-            return True  # stopped, or backed off: `polling()` decides
         read_at = self.now()
         errors = self.tail.errors
         try:
@@ -395,6 +397,12 @@ class _Polling:
         except errors.transient as error:
             self.unavailable(error)
             return True  # backed off already: read again now
+        if after is not None:
+            # WorkOS answered a read after an event id of the mirror's own stream: events belong to one environment,
+            # so the key is of the mirror's, and no listing is needed to know it (the list API may be down).
+            self.environment_confirmed = True
+        elif not self.page_of_the_mirrors_environment(events, "the tail reads by time"):
+            return True  # stopped (nothing queued), or backed off: `polling()` decides
         if not self.enqueue(events):
             return True  # backed off already: the same read again
         now = self.tail.now()
@@ -468,8 +476,8 @@ class _Polling:
     def recheck_once(self) -> bool:
         """One page of the recheck window, by time (then `after` within it); the cursor does not move."""
         assert self.cursor is not None and self.cursor.recheck_from and self.cursor.recheck_until
-        if not self.environment_ok("the tail re-reads a window by time"):
-            return True
+        if not self.environment_confirmed and self.cursor.event_id is not None:
+            return self.poll_once()  # a cursor read first: if WorkOS answers it, the key is of the mirror's environment
         until = self.cursor.recheck_until
         errors = self.tail.errors
         try:
@@ -488,6 +496,8 @@ class _Polling:
             self.unavailable(error)
             return True
         events = [event for event in page if parse_time(str(event["created_at"])) <= parse_time(until)]
+        if not self.page_of_the_mirrors_environment(events, "the tail re-reads a window by time"):
+            return True
         if not self.enqueue(events):
             return True
         if len(page) >= self.config.page_size and len(events) == len(page):
@@ -535,11 +545,25 @@ class _Polling:
             logger.warning("another tail moved the cursor: this one stops without writing")
             self.report.status = TailStatus.SUPERSEDED
 
+    def page_of_the_mirrors_environment(self, events: Sequence[dict[str, Any]], why: str) -> bool:
+        """Before a page read by time is queued: a time range has no cursor WorkOS could refuse, so under another
+        environment's key it returns that environment's events, which would be imported. An event of a directory the
+        mirror holds (or a mirror that never held one) is evidence enough, and works while WorkOS's list API is down;
+        otherwise the key's directory listing decides (`environment_ok`). An empty page imports nothing."""
+        if self.environment_confirmed or not events:
+            return True
+        directories = {directory_id_of(str(event.get("event")), event.get("data") or {}) for event in events}
+        if self.tail.environment.mirror_knows_any({d for d in directories if d}):
+            self.environment_confirmed = True
+            return True
+        return self.environment_ok(why)
+
     def environment_ok(self, why: str, **context: Any) -> bool:
         """Is the key still of the mirror's environment? Asked once per invocation before anything is read by time
         (a time range has no cursor WorkOS could refuse, so another environment's key would read that environment's
-        events and import them) and after a refused cursor. False: the tail stopped (ENVIRONMENT_CHANGED, nothing
-        queued, cursor kept), or the check failed and the tail backed off."""
+        events and import them) and after a refused cursor, unless a cursor read already answered it this
+        invocation. False: the tail stopped (ENVIRONMENT_CHANGED, nothing queued, cursor kept), or the check failed
+        and the tail backed off."""
         if self.environment_confirmed:
             return True
         errors = self.tail.errors

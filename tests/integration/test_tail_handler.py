@@ -114,8 +114,7 @@ def test_a_rejected_key_is_a_clear_result_not_a_crash(aws: LocalResources, fake:
     tail.dependencies.cache_clear()
     result = tail.handler(SCHEDULE, lambda_context(timeout_seconds=30))
     assert result["status"] == "auth_failed" and "API key" in str(result["error"])
-    # A tail with no cursor checks the key before reading by time: the one request is that listing, refused.
-    assert [(r.path, r.status) for r in fake.request_log] == [("/directories", 401)]
+    assert [(r.path, r.status) for r in fake.request_log] == [("/events", 401)]  # one request, refused
 
 
 def test_an_unconfigured_key_skips_cleanly(aws: LocalResources) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -237,6 +237,10 @@ class FakeEnvironment:
         if self.failures:
             raise self.failures.popleft()
         return self.visible
+
+    def mirror_knows_any(self, directory_ids: Collection[str]) -> bool:
+        """The mirror holds none of them: every page read by time goes to the listing check."""
+        return False
 
 
 @dataclass

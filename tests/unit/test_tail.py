@@ -466,13 +466,14 @@ def test_a_rejected_key_during_the_key_check_is_an_auth_failure() -> None:
 def test_a_tail_that_reads_by_time_checks_the_key_first_and_imports_nothing_of_another_environment() -> None:
     """Issue #17 review: with no event cursor (a first deployment, or after a recovery) the tail reads by time, and
     a time range has no cursor WorkOS could refuse: under another environment's key it read that environment's
-    events, applied them, and the imported directories then counted as evidence for deleting the mirror's own."""
+    events, applied them, and the imported directories then counted as evidence for deleting the mirror's own. A
+    page of directories the mirror does not hold is now queued only once the key's listing shows the mirror's."""
     world = World()
     world.users(3)
     world.environment.visible = False
     report = world.run(seconds=5)
     assert report.status is TailStatus.ENVIRONMENT_CHANGED and world.environment.checks == 1
-    assert world.api.requests == [] and world.queue.event_ids == [] and world.reconciles.reasons == []
+    assert len(world.api.requests) == 1 and world.queue.event_ids == [] and world.reconciles.reasons == []
 
 
 def test_the_key_is_checked_once_per_invocation_before_reading_by_time() -> None:
@@ -480,3 +481,22 @@ def test_the_key_is_checked_once_per_invocation_before_reading_by_time() -> None
     world.users(3)
     world.run(seconds=5)
     assert world.environment.checks == 1 and len(world.queue.event_ids) == 3
+
+
+class MirrorOfTheseEvents(FakeEnvironment):
+    """The mirror holds the directories of the events WorkOS returns; WorkOS's list API is down."""
+
+    def mirror_knows_any(self, directory_ids: Any) -> bool:
+        return bool(directory_ids)
+
+    def known_directories_visible(self) -> bool:
+        raise TransientError(503)
+
+
+def test_a_page_of_the_mirrors_own_directories_needs_no_listing_so_the_tail_works_while_the_list_api_is_down() -> None:
+    world = World()
+    world.environment = MirrorOfTheseEvents()
+    world.users(3)
+    report = world.run(seconds=5)
+    assert report.status is TailStatus.OK and len(world.queue.event_ids) == 3
+    assert world.environment.checks == 0 and report.unavailable == 0
