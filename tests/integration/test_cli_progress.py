@@ -10,25 +10,11 @@ import boto3
 import pytest
 
 from dsync.fake_workos import DirectoryModel, FakeWorkOS, populate
-from dsync.local.provision import LocalResources
 from dsync.operations import redrive
 from dsync.reconcile_command import run_reconcile
 from dsync.targets import Target
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def target(aws: LocalResources) -> Target:
-    return Target(
-        description="moto",
-        region="us-east-1",
-        endpoint_url=None,
-        table_name=aws.table_name,
-        event_queue_url=aws.event_queue_url,
-        dead_letter_queue_url=aws.event_dead_letter_queue_url,
-        work_queue_url=aws.work_queue_url,
-    )
 
 
 @pytest.fixture

@@ -95,20 +95,11 @@ class Environments:
 
 
 @pytest.fixture
-def envs(aws: LocalResources) -> Iterator[Environments]:
+def envs(aws: LocalResources, target: Target) -> Iterator[Environments]:
     with FakeWorkOS(DirectoryModel(seed=41)) as fake:
         staging = fake.add_environment(STAGING_KEY, DirectoryModel(seed=42))
         staging_directory = staging.create_directory(organization_id="org_01STAGING")["id"]
         populate(staging, staging_directory, users=5, groups=1, rng=random.Random(3))
-        target = Target(
-            description="moto",
-            region="us-east-1",
-            endpoint_url=None,
-            table_name=aws.table_name,
-            event_queue_url=aws.event_queue_url,
-            dead_letter_queue_url=aws.event_dead_letter_queue_url,
-            work_queue_url=aws.work_queue_url,
-        )
         yield Environments(fake, staging, DirectoryTable(aws.table_name), target, Jobs())
 
 
