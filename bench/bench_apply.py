@@ -25,10 +25,10 @@ from moto import mock_aws
 
 from dsync.fake_workos import DirectoryModel, populate
 from dsync.local.provision import provision
-from shared import records
 from shared.adapters.dynamodb import DirectoryTable
-from shared.apply import Applier, ApplyConfig, InboundMessage, plan_event
-from shared.events import DsyncEvent, parse_event
+from shared.apply.applier import Applier, ApplyConfig, InboundMessage, plan_event
+from shared.model import records
+from shared.model.events import DsyncEvent, parse_event
 
 USERS, GROUPS, DUPLICATE_RATE = 500, 40, 0.20
 INJECTED_LATENCY = 0.025

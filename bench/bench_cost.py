@@ -40,8 +40,8 @@ from moto import mock_aws
 from dsync.fake_workos import DirectoryModel, populate
 from dsync.local.lambda_events import LocalContext, api_gateway_event, read_stream, sqs_event, stream_event
 from dsync.local.provision import provision
+from shared.ingest.signature import signature_header
 from shared.resources import APPLY_FUNCTION, INGEST_FUNCTION, PUBLISH_FUNCTION
-from shared.signature import signature_header
 from simulator.calibration import wcu
 
 SECRET = "whsec_bench_cost"

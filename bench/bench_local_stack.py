@@ -132,7 +132,7 @@ def raw_put_rate(endpoint: str, *, threads: int = 10, puts: int = 3000, like_the
     carrying two index keys as a user item does, and nothing reading the stream."""
     import boto3
 
-    from shared import schema
+    from shared.model import schema
 
     client = boto3.client("dynamodb", endpoint_url=endpoint)
     name = f"bench-raw-{'store' if like_the_store else 'bare'}-{puts}"

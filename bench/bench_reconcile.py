@@ -46,7 +46,7 @@ def reconcile(env: Environment, *, rate: float) -> dict[str, Any]:
 
     from shared.adapters.dynamodb import DirectoryTable
     from shared.adapters.workos_api import WorkOSDirectoryApi
-    from shared.reconcile import DirectoryReconciler, RunStatus
+    from shared.reconcile.run import DirectoryReconciler, RunStatus
 
     table = DirectoryTable("dsync-directory", client=boto3.client("dynamodb", endpoint_url=env.endpoint))
 
@@ -109,7 +109,7 @@ import json, os, sys, time
 sys.path.insert(0, {root!r})
 from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.workos_api import WorkOSDirectoryApi
-from shared.reconcile import DirectoryReconciler, RunStatus
+from shared.reconcile.run import DirectoryReconciler, RunStatus
 import boto3
 
 def status_kb(field):
@@ -141,10 +141,10 @@ import json, random, sys, time
 sys.path.insert(0, {root!r})
 import boto3
 from dsync.fake_workos import DirectoryModel, FakeWorkOS, populate
-from shared import records
+from shared.model import records
 from shared.adapters.dynamodb import to_wire
-from shared.events import DirectoryGroup, DirectoryUser, Directory
-from shared.records import membership_record
+from shared.model.events import DirectoryGroup, DirectoryUser, Directory
+from shared.model.records import membership_record
 
 model = DirectoryModel(seed=1)
 directory_id = model.create_directory(organization_id="org_01MEMORY")["id"]

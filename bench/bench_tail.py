@@ -33,11 +33,11 @@ from dsync.fake_workos import DirectoryModel, FakeWorkOS, populate  # noqa: E402
 from dsync.local import logs  # noqa: E402
 from dsync.local.stack import LocalStack, LocalStackOptions  # noqa: E402
 from dsync.operations import post_signed  # noqa: E402
-from shared import records  # noqa: E402
 from shared.adapters.dynamodb import DirectoryTable  # noqa: E402
-from shared.events import parse_time  # noqa: E402
-from shared.reader import DirectoryReader  # noqa: E402
-from shared.tail_cursor import CursorStore  # noqa: E402
+from shared.model import records  # noqa: E402
+from shared.model.events import parse_time  # noqa: E402
+from shared.read.reader import DirectoryReader  # noqa: E402
+from shared.tail.cursor import CursorStore  # noqa: E402
 from tests.support.histories import project  # noqa: E402
 
 HOLD_BACK = 3.0

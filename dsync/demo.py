@@ -42,11 +42,11 @@ from dsync.local.subscriber import BusSubscriber
 from dsync.operations import post_signed
 from dsync.reconcile_command import check_key, run_reconcile
 from dsync.targets import Target, resolve_target
-from shared import schema
 from shared.adapters.dynamodb import DirectoryTable
-from shared.reader import DirectoryReader
-from shared.records import ItemKey
-from shared.tail_cursor import CursorStore
+from shared.model import schema
+from shared.model.records import ItemKey
+from shared.read.reader import DirectoryReader
+from shared.tail.cursor import CursorStore
 
 DEMO_SECRET = "whsec_local_demo_only"
 STAGING_KEY = "sk_test_staging_environment"  # act 6: a valid key, of another WorkOS environment
@@ -232,7 +232,7 @@ class Demo:
         try:
             self.stack.start()
             logs.silence()
-            logging.getLogger("shared.tail").setLevel(logging.CRITICAL)  # the story narrates the tail's recovery
+            logging.getLogger("shared.tail.poller").setLevel(logging.CRITICAL)  # the story narrates the tail's recovery
             self.say("dsync demo: the whole pipeline on this machine (moto + the same Lambda handlers + a fake WorkOS)")
             self.say(f"  webhook url: {self.stack.webhook_url}")
             self.say(f"  aws endpoint: {self.stack.aws_endpoint}")

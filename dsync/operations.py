@@ -15,18 +15,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dsync.targets import Target
-from shared import lanes
 from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.sqs import FAILURE_REASON_ATTRIBUTE
-from shared.events import KNOWN_EVENT_TYPES
-from shared.purge import purge_directory
-from shared.reader import DirectoryReader
-from shared.signature import signature_header
+from shared.apply.purge import purge_directory
+from shared.ingest.signature import signature_header
+from shared.model import lanes
+from shared.model.events import KNOWN_EVENT_TYPES
+from shared.read.reader import DirectoryReader
 
 
 def status(target: Target) -> dict[str, Any]:
-    """Queues, the Events API tail and each directory, in one document (see `shared.status`)."""
-    from shared.status import directory_status, tail_status
+    """Queues, the Events API tail and each directory, in one document (see `shared.read.status`)."""
+    from shared.read.status import directory_status, tail_status
 
     table = DirectoryTable(target.table_name, client=target.client("dynamodb"))
     return {
@@ -50,7 +50,7 @@ def queue_status(target: Target) -> dict[str, int]:
         "in_flight": int(main["ApproximateNumberOfMessagesNotVisible"]),
         "dead_letters": int(dead["ApproximateNumberOfMessages"]),
     }
-    if target.overflow_queue_url:  # throttled directories' events, waiting for their partition (shared.overflow)
+    if target.overflow_queue_url:  # throttled directories' events, waiting for their partition (shared.apply.overflow)
         overflow = sqs.get_queue_attributes(
             QueueUrl=target.overflow_queue_url,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],

@@ -12,11 +12,11 @@ from dsync.errors import CommandError
 from dsync.targets import Target
 from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.secrets import parse_api_key
-from shared.deletion_guard import DeletionPolicy
-from shared.directory_health import HealthRecorder, workos_counts
 from shared.key_check import KeyCheck
-from shared.reconcile import DirectoryReconciler, ReconcileConfig, RunProgress, RunReport, reconcile_until_complete
-from shared.reconcile_jobs import discover
+from shared.reconcile.deletion_guard import DeletionPolicy
+from shared.reconcile.health import HealthRecorder, workos_counts
+from shared.reconcile.jobs import discover
+from shared.reconcile.run import DirectoryReconciler, ReconcileConfig, RunProgress, RunReport, reconcile_until_complete
 
 
 class ReconcileCommandError(Exception):

@@ -11,9 +11,9 @@ from dsync.reconcile_command import ReconcileCommandError, resolve_api_key
 from dsync.targets import Target
 from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.sqs import SqsEventQueue
-from shared.events import parse_time
 from shared.key_check import WRONG_ENVIRONMENT, KeyCheck
-from shared.replay import ReplayWindowError, check_window, replay
+from shared.model.events import parse_time
+from shared.tail.replay import ReplayWindowError, check_window, replay
 
 
 def parse_moment(value: str, option: str) -> datetime:

@@ -28,7 +28,8 @@ from aws_cdk import aws_logs as logs
 from constructs import Node
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from shared.deletion_guard import DEFAULT_MAX_DIRECTORY_DELETIONS_PER_WAVE, DEFAULT_MAX_REMOVAL_SHARE
+from shared.ingest.signature import DEFAULT_TOLERANCE_SECONDS
+from shared.reconcile.deletion_guard import DEFAULT_MAX_DIRECTORY_DELETIONS_PER_WAVE, DEFAULT_MAX_REMOVAL_SHARE
 from shared.resources import (
     API_THROTTLE_BURST_LIMIT,
     API_THROTTLE_RATE_LIMIT,
@@ -39,7 +40,6 @@ from shared.resources import (
     EVENT_QUEUE,
     MIN_TOMBSTONE_TTL_DAYS,
 )
-from shared.signature import DEFAULT_TOLERANCE_SECONDS
 
 RateUnit = Literal["minute", "hour", "day"]
 
@@ -71,7 +71,7 @@ LOG_RETENTION_DAYS: dict[int, logs.RetentionDays] = {
 }
 
 _RATE = re.compile(r"^\s*(?P<amount>\d+)\s+(?P<unit>minute|hour|day)s?\s*$")
-# The ingest Lambda rejects tolerances above an hour (shared.ingest_settings); fail at synth instead of at runtime.
+# The ingest Lambda rejects tolerances above an hour (shared.ingest.settings); fail at synth instead of at runtime.
 MAX_SIGNATURE_TOLERANCE_SECONDS = 3600
 # Regional REST API account quotas start at 10,000 rps / 5,000 burst; a stage limit above that has no effect.
 MAX_API_RATE_LIMIT = 10_000
@@ -137,7 +137,7 @@ class StackConfig(BaseModel):
     tombstone_ttl_days: int = Field(
         default=DEFAULT_TOMBSTONE_TTL_DAYS, alias="tombstoneTtlDays", ge=MIN_TOMBSTONE_TTL_DAYS, le=3650
     )
-    # No single input erases a tenant (`shared.deletion_guard`): past these, reconcile's deletions wait for an
+    # No single input erases a tenant (`shared.reconcile.deletion_guard`): past these, reconcile's deletions wait for an
     # operator's `dsync reconcile --confirm-deletions`.
     max_directory_deletions_per_wave: int = Field(
         default=DEFAULT_MAX_DIRECTORY_DELETIONS_PER_WAVE, alias="maxDirectoryDeletionsPerWave", ge=0, le=10_000

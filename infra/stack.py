@@ -118,8 +118,8 @@ class DirectorySyncStack(Stack):
             key=self.key,
             high_throughput_fifo=True,
         )
-        # Batches of a directory whose partition is throttled move here (shared.overflow); its dead letters join the
-        # events queue's, so one alarm and one `dsync redrive` cover both.
+        # Batches of a directory whose partition is throttled move here (shared.apply.overflow); its dead letters join
+        # the events queue's, so one alarm and one `dsync redrive` cover both.
         self.overflow_queue = encrypted_queue(
             self,
             "OverflowQueue",
@@ -221,7 +221,7 @@ class DirectorySyncStack(Stack):
             PUBLISH_FUNCTION,
             {Env.CHANGE_BUS_NAME: self.change_bus.bus.event_bus_name, Env.TABLE_NAME: table.table_name},
         )
-        # The guard reads a membership's user and group before publishing its addition (shared.change_guard).
+        # The guard reads a membership's user and group before publishing its addition (shared.changes.guard).
         grant_table_actions(table, self.directory.index_arns, self.key, self.publish.role, PUBLISH_TABLE_ACTIONS)
         self.publish.function.add_event_source(
             event_sources.DynamoEventSource(

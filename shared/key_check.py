@@ -8,7 +8,7 @@ mirror's environment). Only a mirror that has never held a directory (no directo
 read strongly consistently from the table, not from the lagging `directories` index) takes any key as its own: a
 mirror whose only directory was deleted, or whose first directory is not indexed yet, still needs the evidence.
 
-The same view serves three callers: reconcile before it tombstones a directory (`shared.reconcile_phases`), the
+The same view serves three callers: reconcile before it tombstones a directory (`shared.reconcile.phases`), the
 Events API tail when WorkOS refuses its cursor (an environment change, not an expiry, when the key sees none of
 the mirror), and `dsync check-key`, which an operator runs before rotating the key.
 """

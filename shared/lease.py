@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from shared import schema
-from shared.records import ItemKey
+from shared.model import schema
+from shared.model.records import ItemKey
 
 
 class ItemTable(Protocol):

@@ -98,7 +98,7 @@ EVENT_QUEUE = QueueSpec(
     visibility_timeout_seconds=6 * APPLY_FUNCTION.timeout_seconds,  # AWS: >= 6x the consumer's timeout
 )
 EVENT_DEAD_LETTER_QUEUE = QueueSpec(fifo=True, retention_seconds=FOURTEEN_DAYS, visibility_timeout_seconds=30)
-# Batches of a directory whose DynamoDB partition is throttled move here (`shared.overflow`), so a giant's backlog
+# Batches of a directory whose DynamoDB partition is throttled move here (`shared.apply.overflow`), so a giant's backlog
 # waits outside the events queue's 120,000-message scan window instead of in front of every small directory.
 OVERFLOW_QUEUE = QueueSpec(
     fifo=True,

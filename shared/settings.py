@@ -2,7 +2,7 @@
 
 Environment variable names are the field names upper-cased (see `shared.resources.Env`). Values are resource
 names and ARNs; secrets are only ever referenced by id and read from Secrets Manager at runtime.
-(The ingest Lambda uses the stdlib `shared.ingest_settings` for cold-start reasons.)
+(The ingest Lambda uses the stdlib `shared.ingest.settings` for cold-start reasons.)
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.deletion_guard import (
+from shared.reconcile.deletion_guard import (
     DEFAULT_MAX_DIRECTORY_DELETIONS_PER_WAVE,
     DEFAULT_MAX_REMOVAL_SHARE,
     DeletionPolicy,
@@ -30,19 +30,19 @@ class ApplySettings(_Settings):
     # stale event can resurrect what was deleted.
     tombstone_ttl_days: int = Field(default=DEFAULT_TOMBSTONE_TTL_DAYS, ge=MIN_TOMBSTONE_TTL_DAYS, le=3650)
     apply_parallelism: int = Field(default=10, ge=1, le=50)
-    # Set: batches of a throttled directory move there (`shared.overflow`); the stack always sets it.
+    # Set: batches of a throttled directory move there (`shared.apply.overflow`); the stack always sets it.
     overflow_queue_url: str | None = None
 
 
 class PublishSettings(_Settings):
     change_bus_name: str = Field(min_length=1)
     change_event_source: str = Field(default="workos.dsync.pipeline", min_length=1)
-    table_name: str | None = None  # for `shared.change_guard`'s read; unset turns the guard off
+    table_name: str | None = None  # for `shared.changes.guard`'s read; unset turns the guard off
 
 
 class _DeletionLimits(_Settings):
-    """No single input erases a tenant (`shared.deletion_guard`): past these, reconcile's deletions wait for an
-    operator's `dsync reconcile --confirm-deletions`. Read by reconcile and by the tail, which plans a wave of its
+    """No single input erases a tenant (`shared.reconcile.deletion_guard`): past these, reconcile's deletions wait for
+    an operator's `dsync reconcile --confirm-deletions`. Read by reconcile and by the tail, which plans a wave of its
     own after WorkOS refused its cursor."""
 
     max_directory_deletions_per_wave: int = Field(default=DEFAULT_MAX_DIRECTORY_DELETIONS_PER_WAVE, ge=0, le=10_000)
@@ -64,8 +64,8 @@ class ReconcileSettings(_DeletionLimits):
     # WorkOS: 4 requests/s per directory on /directory_users; 6,000 requests/min per API key overall.
     requests_per_second_per_directory: float = Field(default=4.0, gt=0, le=50)
     requests_per_second_total: float = Field(default=90.0, gt=0, le=100)
-    # The schedule's period: a wave takes only the directories that fit in it (`shared.wave_budget`); unset (the
-    # local stack, `dsync reconcile`) takes every directory.
+    # The schedule's period: a wave takes only the directories that fit in it (`shared.reconcile.wave_budget`); unset
+    # (the local stack, `dsync reconcile`) takes every directory.
     reconcile_period_seconds: int | None = Field(default=None, ge=60)
     directory_parallelism: int = Field(default=4, ge=1, le=32)
     # Membership repairs are versioned this far behind the run's start, so a webhook newer than the run wins even

@@ -1,6 +1,6 @@
 """What one apply batch costs, measured on the real applier rather than assumed.
 
-The real `shared.apply.Applier` and DynamoDB adapter run against moto (in-process) on a fake WorkOS directory's
+The real `shared.apply.applier.Applier` and DynamoDB adapter run against moto (in-process) on a fake WorkOS directory's
 initial sync and a mass update, in FIFO batches of 10 of one event type. Per event type it measures:
 
 - DynamoDB requests per batch, by operation (a botocore hook counts them);
@@ -108,7 +108,7 @@ def calibrate(users: int = 200, groups: int = 20) -> Calibration:
         from dsync.fake_workos import DirectoryModel, populate
         from dsync.local.provision import provision
         from shared.adapters.dynamodb import DirectoryTable
-        from shared.apply import Applier, InboundMessage
+        from shared.apply.applier import Applier, InboundMessage
 
         with mock_aws():
             resources = provision(region="us-east-1")

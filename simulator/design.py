@@ -1,12 +1,13 @@
 """The designs the simulator compares: the one before #12, and the one this repository deploys.
 
-`CURRENT` is read from the deployed configuration (`shared.lanes`, `shared.resources`), so the simulator's verdict
+`CURRENT` is read from the deployed configuration (`shared.model.lanes`, `shared.resources`), so the simulator's verdict
 is about the stack as it is, not about numbers copied here.
 """
 
 from __future__ import annotations
 
-from shared import lanes, resources
+from shared import resources
+from shared.model import lanes
 from simulator.pipeline import Design
 from simulator.reconcile_wave import WaveDesign
 

@@ -1,7 +1,7 @@
 """The production pipeline as a model: WorkOS → ingest → SQS FIFO → apply → DynamoDB, with the design's lanes and
 its overflow queue.
 
-What is ours is real code: `shared.lanes` picks every message group, and the apply cost per batch comes from the
+What is ours is real code: `shared.model.lanes` picks every message group, and the apply cost per batch comes from the
 real applier (`simulator.calibration`). What is AWS's is a rule with its source (`simulator.fifo`,
 `simulator.esm`, `simulator.partitions`). Assumed figures carry their reason here.
 """
@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from shared import lanes
+from shared.model import lanes
 from simulator.calibration import ROUND_TRIP_SECONDS, Calibration
 from simulator.engine import Simulation
 from simulator.esm import EventSourceMapping
@@ -29,7 +29,7 @@ SQS_SEND_SECONDS = 0.015  # one SendMessageBatch from the applier (the overflow 
 APPLY_TIMEOUT_SECONDS = 60.0  # shared.resources.APPLY_FUNCTION
 VISIBILITY_TIMEOUT_SECONDS = 6 * APPLY_TIMEOUT_SECONDS  # shared.resources.EVENT_QUEUE
 MAX_RECEIVE_COUNT = 5  # infra.constructs.dead_lettered_queue
-HOT_PARTITION_SECONDS = 5.0  # shared.overflow: how long an applier remembers a throttled directory
+HOT_PARTITION_SECONDS = 5.0  # shared.apply.overflow: how long an applier remembers a throttled directory
 # WorkOS retries a failed delivery "with exponential back-off for up to 3 days"; the first delay is undocumented
 # (workos-facts 1.2): a minute is assumed.
 WORKOS_FIRST_RETRY_SECONDS = 60.0
@@ -221,7 +221,7 @@ class Pipeline:
 
 
 def _event_data(event: Event) -> dict[str, object]:
-    """The part of a WorkOS event body that `shared.lanes` reads."""
+    """The part of a WorkOS event body that `shared.model.lanes` reads."""
     if event.event_type in ("dsync.group.user_added", "dsync.group.user_removed"):
         return {"user": {"id": event.entity_id}, "group": {"id": "g"}}
     return {"id": event.entity_id}

@@ -4,7 +4,7 @@ Rules (`../shared/docs/workos-facts.md` 4.1): 6,000 requests per 60 s per API ke
 per second per directory (our client paces every listing of a directory at that rate); pages of at most 100.
 The reconcile functions take one directory job at a time from the work queue, at most `concurrency` at once (the
 mapping's `MaximumConcurrency`). Requests over the key's limit are answered 429 and retried the next second.
-The wave's selection is the real code (`shared.wave_budget`).
+The wave's selection is the real code (`shared.reconcile.wave_budget`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from shared import wave_budget
+from shared.reconcile import wave_budget
 
 JOB_OVERHEAD_SECONDS = wave_budget.JOB_OVERHEAD_SECONDS  # [assumption] as the planner makes it
 TAIL_REQUESTS_PER_SECOND = 0.5  # the Events API tail shares the key: one page every two seconds while idle

@@ -17,7 +17,7 @@ SERVICES = (
     "dsync-reconcile",
     "dsync-publish",
     "dsync-tail",
-    "shared.tail",
+    "shared.tail.poller",
     "dsync.local",
     "dsync.changes",
 )

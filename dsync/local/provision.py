@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import boto3
 
+from shared.model.schema import TTL_ATTRIBUTE, create_table_request
 from shared.resources import (
     EVENT_DEAD_LETTER_QUEUE,
     EVENT_QUEUE,
@@ -25,7 +26,6 @@ from shared.resources import (
     LocalNames,
     QueueSpec,
 )
-from shared.schema import TTL_ATTRIBUTE, create_table_request
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient

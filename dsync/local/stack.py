@@ -1,7 +1,7 @@
 """`dsync local`: the whole pipeline on one machine, no AWS account, the very same handler code.
 
 - moto's server emulates DynamoDB, SQS, Secrets Manager and EventBridge over real HTTP (`aws endpoint:`);
-- `provision` creates what the CDK stack defines, from the same definitions (`shared.resources`, `shared.schema`);
+- `provision` creates what the CDK stack defines, from the same definitions (`shared.resources`, `shared.model.schema`);
 - a local gateway turns HTTP requests into API Gateway proxy events for the ingest handler (`webhook url:`);
 - pollers feed the apply, reconcile and publish handlers the way Lambda's event source mappings do;
 - a scheduler plays the EventBridge rule that starts reconciles (`--reconcile-every`), when WorkOS is configured;
@@ -57,7 +57,7 @@ class LocalStackOptions:
     workos_api_key: str | None = None
     workos_base_url: str | None = None
     reconcile_every_seconds: float = 0.0
-    # WorkOS's clock vs ours, for versioning membership repairs (see shared.reconcile); None keeps the default.
+    # WorkOS's clock vs ours, for versioning membership repairs (see shared.reconcile.run); None keeps the default.
     clock_skew_allowance_seconds: int | None = None
     apply_workers: int = 2
     readable_logs: bool = True

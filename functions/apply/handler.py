@@ -1,6 +1,6 @@
 """Apply Lambda: a batch from the SQS FIFO queue → conditional writes in the directory table.
 
-The batch is applied as a whole by `shared.apply.Applier` (one read, parallel writes); then Powertools'
+The batch is applied as a whole by `shared.apply.applier.Applier` (one read, parallel writes); then Powertools'
 `SqsFifoPartialProcessor(skip_group_on_error=True)` reports per message: a message to retry fails, and so do the
 later messages of its group (FIFO semantics), while other groups carry on.
 
@@ -23,10 +23,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.adapters.dynamodb import DirectoryTable, dynamodb_client
 from shared.adapters.sqs import SqsDeadLetterForwarder, SqsOverflow, SqsWorkQueue
-from shared.apply import Applier, ApplyConfig, InboundMessage, MessageOutcome, Status
-from shared.events import micros
+from shared.apply.applier import Applier, ApplyConfig, InboundMessage, MessageOutcome, Status
+from shared.apply.overflow import OverflowLane
+from shared.model.events import micros
 from shared.observability import MetricsRecorder, get_logger
-from shared.overflow import OverflowLane
 from shared.resources import EVENT_LANE_DYNAMODB_ATTEMPTS, OVERFLOW_LANE_DYNAMODB_ATTEMPTS
 from shared.settings import ApplySettings
 

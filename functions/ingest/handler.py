@@ -1,8 +1,8 @@
 """Ingest Lambda: API Gateway (REST, proxy) → verify WorkOS-Signature → SQS FIFO.
 
-Thin by design: turn the proxy event into a `WebhookRequest`, run `shared.ingest.ingest_webhook` with the SQS and
-Secrets Manager adapters, record metrics and answer. Imports stay light (no pydantic, no workos SDK) because every
-cold start here delays a WorkOS delivery; see bench/bench_ingest_cold_start.py.
+Thin by design: turn the proxy event into a `WebhookRequest`, run `shared.ingest.webhook.ingest_webhook` with the
+SQS and Secrets Manager adapters, record metrics and answer. Imports stay light (no pydantic, no workos SDK) because
+every cold start here delays a WorkOS delivery; see bench/bench_ingest_cold_start.py.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.adapters.secrets import WebhookSecretsStore
 from shared.adapters.sqs import SqsEventQueue
-from shared.ingest import (
+from shared.ingest.settings import IngestSettings, SettingsError
+from shared.ingest.webhook import (
     SIGNATURE_REASONS,
     EventQueue,
     IngestLimits,
@@ -30,7 +31,6 @@ from shared.ingest import (
     WebhookSecrets,
     ingest_webhook,
 )
-from shared.ingest_settings import IngestSettings, SettingsError
 from shared.observability import MetricsRecorder, get_logger
 
 logger = get_logger("dsync-ingest")

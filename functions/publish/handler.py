@@ -2,10 +2,10 @@
 
 A batch comes from one shard, in order. The handler:
 
-1. derives each record's change events (`shared.changes`; most records imply none). A record that cannot be read
+1. derives each record's change events (`shared.changes.derive`; most records imply none). A record that cannot be read
    fails, and every later record of the batch fails with it unpublished: Lambda resumes the shard at the first
    failed record anyway, and nothing may overtake it. An event that asserts something of a deleted directory,
-   and a `membership.added` whose user or group is already deleted, is dropped (`shared.change_guard`: one
+   and a `membership.added` whose user or group is already deleted, is dropped (`shared.changes.guard`: one
    consistent read for the batch);
 2. publishes all events of the batch in order, in as few PutEvents requests as possible (`ChangeBusPublisher`:
    10 entries per request, refused entries retried alone, nothing sent after an entry that stays refused);
@@ -31,8 +31,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.eventbridge import ChangeBusPublisher, PublishError
-from shared.change_guard import VersionReader, untrue_events
-from shared.changes import ChangeEvent, MalformedStreamRecordError, changes_from_stream_record
+from shared.changes.derive import ChangeEvent, MalformedStreamRecordError, changes_from_stream_record
+from shared.changes.guard import VersionReader, untrue_events
 from shared.observability import MetricsRecorder, get_logger
 from shared.settings import PublishSettings
 
@@ -56,7 +56,7 @@ def settings() -> PublishSettings:
 
 @lru_cache(maxsize=1)
 def guard_reader() -> VersionReader | None:
-    """The table, for `shared.change_guard`; None when no table is configured (the guard is then off)."""
+    """The table, for `shared.changes.guard`; None when no table is configured (the guard is then off)."""
     table_name = settings().table_name
     return DirectoryTable(table_name) if table_name else None
 
@@ -72,7 +72,7 @@ def dependencies() -> ChangePublisher:
 class BatchOutcome:
     records: int = 0
     published: list[ChangeEvent] = field(default_factory=list)
-    dropped: list[ChangeEvent] = field(default_factory=list)  # untrue additions (`shared.change_guard`)
+    dropped: list[ChangeEvent] = field(default_factory=list)  # untrue additions (`shared.changes.guard`)
     unpublished: list[ChangeEvent] = field(default_factory=list)
     failed_records: dict[str, str] = field(default_factory=dict)  # sequence number -> reason (no personal data)
 

@@ -1,7 +1,7 @@
 """Reconcile Lambda: the schedule plans one job per directory; the work queue runs them (and purges).
 
 - EventBridge schedule → `WavePlanner.plan`: one `reconcile` job per directory (WorkOS's list and the store's);
-- work queue job → `shared.reconcile_jobs.run_job`, which also queues whatever must follow (continuations, retries).
+- work queue job → `shared.reconcile.jobs.run_job`, which also queues whatever must follow (continuations, retries).
 The workos SDK is imported only when a reconcile job needs it (it costs ~1 s), never for schedules or purges.
 """
 
@@ -18,18 +18,18 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared import wave_budget
 from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.secrets import ApiKeyStore
 from shared.adapters.sqs import SqsWorkQueue
-from shared.directory_health import HealthRecorder
+from shared.adapters.workos_client import NotConfiguredError, api_from_secret, workos_api
 from shared.observability import MetricsRecorder, get_logger
-from shared.reconcile import DirectoryReconciler, ReconcileConfig
-from shared.reconcile_jobs import WavePlanner, run_job
-from shared.reconcile_report import RequestCounter, record_job, record_wave
+from shared.reconcile import wave_budget
+from shared.reconcile.health import HealthRecorder
+from shared.reconcile.jobs import WavePlanner, run_job
+from shared.reconcile.report import RequestCounter, record_job, record_wave
+from shared.reconcile.run import DirectoryReconciler, ReconcileConfig
 from shared.resources import RECONCILE_MAX_CONCURRENCY
 from shared.settings import ReconcileSettings
-from shared.workos_client import NotConfiguredError, api_from_secret, workos_api
 
 __all__ = ["JobFailedError", "dependencies", "handler", "workos_api"]
 logger = get_logger("dsync-reconcile")

@@ -1,6 +1,7 @@
 """Tail Lambda: every minute, poll WorkOS's Events API for most of the minute and queue what it reads.
 
-The schedule starts it; reserved concurrency 1 and a lease keep it single; `shared.tail.EventsTail` does the work.
+The schedule starts it; reserved concurrency 1 and a lease keep it single; `shared.tail.poller.EventsTail` does the
+work.
 """
 
 from __future__ import annotations
@@ -15,15 +16,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.secrets import ApiKeyStore
 from shared.adapters.sqs import SqsEventQueue, SqsWorkQueue
+from shared.adapters.workos_client import NotConfiguredError, api_from_secret, tail_errors
 from shared.key_check import KeyCheck
 from shared.lease import Lease
 from shared.observability import MetricsRecorder, get_logger
-from shared.reconcile_jobs import WavePlanner
+from shared.reconcile.jobs import WavePlanner
 from shared.settings import TailSettings
-from shared.tail import EventsTail, TailConfig
-from shared.tail_cursor import LEASE_KEY, CursorStore
-from shared.tail_report import record_tail
-from shared.workos_client import NotConfiguredError, api_from_secret, tail_errors
+from shared.tail.cursor import LEASE_KEY, CursorStore
+from shared.tail.poller import EventsTail, TailConfig
+from shared.tail.report import record_tail
 
 logger = get_logger("dsync-tail")
 

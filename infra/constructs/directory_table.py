@@ -1,4 +1,4 @@
-"""The directory table, built from `shared.schema` so CDK, the local stack and the adapters agree on its shape."""
+"""The directory table, built from `shared.model.schema` so CDK, the local stack and the adapters agree on its shape."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from shared.schema import GLOBAL_INDEXES, PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
+from shared.model.schema import GLOBAL_INDEXES, PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
 
 
 def _string(name: str) -> dynamodb.Attribute:

@@ -17,9 +17,9 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared import schema
-from shared.apply import PermanentStoreError, StoreThrottledError, TransientStoreError
-from shared.records import ItemKey, Record, StoredVersion
+from shared.apply.applier import PermanentStoreError, StoreThrottledError, TransientStoreError
+from shared.model import schema
+from shared.model.records import ItemKey, Record, StoredVersion
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -92,7 +92,7 @@ def translate(error: Exception) -> Exception:
 
 
 class DirectoryTable:
-    """Implements `shared.apply.DirectoryStore` and the queries readers, reconcile and purge need."""
+    """Implements `shared.apply.applier.DirectoryStore` and the queries readers, reconcile and purge need."""
 
     def __init__(
         self,

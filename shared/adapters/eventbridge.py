@@ -1,4 +1,4 @@
-"""EventBridge adapter: puts change events (`shared.changes`) on the change bus.
+"""EventBridge adapter: puts change events (`shared.changes.derive`) on the change bus.
 
 PutEvents takes at most 10 entries and 256 KB per request and may accept some entries of a request while refusing
 others (`FailedEntryCount`, a per-entry `ErrorCode`). So events go out in order, in requests of at most 10 entries
@@ -20,7 +20,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared.changes import ChangeEvent
+from shared.changes.derive import ChangeEvent
 from shared.observability import get_logger
 
 if TYPE_CHECKING:

@@ -89,7 +89,7 @@ class _CachedSecret:
 
 
 class WebhookSecretsStore:
-    """Implements `shared.ingest.WebhookSecrets` on Secrets Manager."""
+    """Implements `shared.ingest.webhook.WebhookSecrets` on Secrets Manager."""
 
     def __init__(
         self,

@@ -10,10 +10,10 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared.ingest import EnqueueError, QueuedEvent
-from shared.overflow import OverflowMessage
+from shared.apply.overflow import OverflowMessage
+from shared.ingest.webhook import EnqueueError, QueuedEvent
 from shared.resources import EVENT_QUEUE
-from shared.tail import MessageTooLargeError
+from shared.tail.poller import MessageTooLargeError
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -106,7 +106,7 @@ def sqs_client(config: Config | None = None) -> SQSClient:
 
 
 class SqsEventQueue:
-    """Implements `shared.ingest.EventQueue`: one FIFO message per verified WorkOS event."""
+    """Implements `shared.ingest.webhook.EventQueue`: one FIFO message per verified WorkOS event."""
 
     def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
         self._queue_url = queue_url
@@ -159,7 +159,7 @@ class SqsDeadLetterForwarder:
 
 
 class SqsOverflow:
-    """Implements `shared.overflow.Overflow`: moves messages to the overflow FIFO queue in batches of 10."""
+    """Implements `shared.apply.overflow.Overflow`: moves messages to the overflow FIFO queue in batches of 10."""
 
     def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
         self._queue_url = queue_url

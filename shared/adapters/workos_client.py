@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol
 
-from shared.tail import TailErrors
+from shared.tail.poller import TailErrors
 
 if TYPE_CHECKING:
     from shared.adapters.workos_api import WorkOSDirectoryApi

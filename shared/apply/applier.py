@@ -1,7 +1,7 @@
 """Apply a batch of WorkOS events to the directory store so that no delivery order can move it backwards.
 
 WorkOS neither orders nor deduplicates deliveries, and a stale retry may arrive days after newer events. So the
-applier never relies on arrival order: every write is the max-register rule of `shared.records` (written only if
+applier never relies on arrival order: every write is the max-register rule of `shared.model.records` (written only if
 newer), and everything else is decided from versions read in one batched read per batch:
 
 1. parse each message (unparseable → dead-letter queue at once, so one bad event never blocks its directory);
@@ -21,7 +21,7 @@ newer), and everything else is decided from versions read in one batched read pe
    step 4. Then the membership just written is ended, or the directory's purge is queued again. Either this read
    sees the deletion, or the deletion's cascade (which reads after writing its tombstone) sees our write;
 6. report per message: applied, no-op, ignored, moved to the overflow queue (its directory's partition is
-   throttled, `shared.overflow`), forwarded to the DLQ, or retry (transient failure).
+   throttled, `shared.apply.overflow`), forwarded to the DLQ, or retry (transient failure).
 
 Every step is idempotent, so a redelivery after a crash or a Lambda timeout finishes whatever was left.
 """
@@ -37,11 +37,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from shared import lanes, records, schema
-from shared.events import DsyncEvent, InvalidEventError, UnknownEvent, parse_event
-from shared.overflow import OverflowLane
-from shared.read_back import ReadBack
-from shared.records import ItemKey, Record, RecordTooLargeError, StoredVersion
+from shared.apply.overflow import OverflowLane
+from shared.apply.read_back import ReadBack
+from shared.model import lanes, records, schema
+from shared.model.events import DsyncEvent, InvalidEventError, UnknownEvent, parse_event
+from shared.model.records import ItemKey, Record, RecordTooLargeError, StoredVersion
 from shared.resources import DEFAULT_TOMBSTONE_TTL_DAYS
 
 # --- Ports --------------------------------------------------------------------------------------------------------
@@ -56,7 +56,7 @@ class PermanentStoreError(Exception):
 
 
 class StoreThrottledError(TransientStoreError):
-    """The directory's partition is over its throughput: worth retrying, better elsewhere (`shared.overflow`)."""
+    """The directory's partition is over its throughput: worth retrying, better elsewhere (`shared.apply.overflow`)."""
 
 
 class DirectoryStore(Protocol):
@@ -455,8 +455,8 @@ class Applier:
         pool: ThreadPoolExecutor,
         deadline: float,
     ) -> None:
-        """Step 5 of the module docstring (`shared.read_back`), one read per directory: a throttled partition fails
-        (and moves) only its own directory's messages. Past the deadline it is left to the redelivery, whose read
+        """Step 5 of the module docstring (`shared.apply.read_back`), one read per directory: a throttled partition
+        fails (and moves) only its own directory's messages. Past the deadline it is left to the redelivery, whose read
         repairs what this one would have (step 3)."""
         read_back = ReadBack.of(batch.writes, written)
         if not read_back.memberships and not read_back.directory_pks:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from shared import lanes
+from shared.model import lanes
 
 HOT_SECONDS = 5.0
 

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from shared import records, schema
-from shared.records import ItemKey
+from shared.model import records, schema
+from shared.model.records import ItemKey
 
 
 class PurgeStore(Protocol):

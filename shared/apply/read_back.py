@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from shared import records, schema
-from shared.records import ItemKey, Record, StoredVersion
+from shared.model import records, schema
+from shared.model.records import ItemKey, Record, StoredVersion
 
 
 @dataclass(frozen=True)

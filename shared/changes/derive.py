@@ -55,7 +55,7 @@ Every `detail` carries:
       "truncated": true                        # only if bulky fields were dropped to fit EventBridge's 256 KB
     }
 
-Readable shapes are `shared.records.readable_user/group/directory` (what `dsync export` shows). WorkOS sends only
+Readable shapes are `shared.model.records.readable_user/group/directory` (what `dsync export` shows). WorkOS sends only
 `dsync.deleted` when a directory goes; its purge then removes the users, groups and memberships still live, so
 `directory.deleted` is followed by their `user.deprovisioned` / `group.deleted` / `membership.removed`. For such a
 removal (no tombstone), `version` is the removed item's version with the deletion bit set (`vkey | 1`), the same
@@ -74,8 +74,8 @@ from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
-from shared import records, schema
-from shared.events import iso
+from shared.model import records, schema
+from shared.model.events import iso
 
 if TYPE_CHECKING:
     from typing_extensions import TypeIs

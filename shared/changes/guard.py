@@ -1,6 +1,6 @@
 """Change events never assert what is already gone: the publisher's guard, one strongly consistent read per batch.
 
-A directory's lanes are applied concurrently (`shared.lanes`), so another lane can write a user, a group or a
+A directory's lanes are applied concurrently (`shared.model.lanes`), so another lane can write a user, a group or a
 membership a moment after `dsync.deleted` tombstoned its directory, or a membership a moment after its group was
 deleted. The applier repairs the store at once (its read-back ends the membership and queues the purge again), but
 the stream still carries the brief live rows. Before publishing, the guard reads the directory of every event that
@@ -20,8 +20,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Protocol
 
-from shared import records
-from shared.changes import (
+from shared.changes.derive import (
     DIRECTORY_DELETED,
     DIRECTORY_TOKEN_REVOKED,
     GROUP_DELETED,
@@ -30,7 +29,8 @@ from shared.changes import (
     USER_DEPROVISIONED,
     ChangeEvent,
 )
-from shared.records import ItemKey, StoredVersion
+from shared.model import records
+from shared.model.records import ItemKey, StoredVersion
 
 REMOVALS = frozenset(
     {USER_DEPROVISIONED, GROUP_DELETED, MEMBERSHIP_REMOVED, DIRECTORY_DELETED, DIRECTORY_TOKEN_REVOKED}

@@ -11,8 +11,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from shared.ingest.signature import DEFAULT_TOLERANCE_SECONDS
 from shared.resources import MAX_WEBHOOK_BODY_BYTES, Env
-from shared.signature import DEFAULT_TOLERANCE_SECONDS
 
 
 class SettingsError(ValueError):

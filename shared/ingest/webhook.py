@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from shared import lanes
-from shared.signature import SIGNATURE_HEADER, SignatureError, verify_signature
+from shared.ingest.signature import SIGNATURE_HEADER, SignatureError, verify_signature
+from shared.model import lanes
 
 DSYNC_PREFIX = "dsync."
 DIRECTORY_EVENTS = frozenset({"dsync.activated", "dsync.deleted", "dsync.deactivated"})
@@ -83,7 +83,7 @@ class EventSource(StrEnum):
 
 @dataclass(frozen=True)
 class QueuedEvent:
-    """What goes on the FIFO queue: the verified body unchanged, in one of its directory's lanes (`shared.lanes`),
+    """What goes on the FIFO queue: the verified body unchanged, in one of its directory's lanes (`shared.model.lanes`),
     deduplicated by event id."""
 
     body: str

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shared import schema
-from shared.events import Directory, DirectoryGroup, DirectoryToken, DirectoryUser, iso, micros
+from shared.model import schema
+from shared.model.events import Directory, DirectoryGroup, DirectoryToken, DirectoryUser, iso, micros
 
 # DynamoDB items are capped at 400 KB; keep headroom for keys and attributes.
 MAX_DATA_BYTES = 350_000

@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared import records, schema
 from shared.adapters.dynamodb import DirectoryTable
+from shared.model import records, schema
 
 Item = Mapping[str, Any]
 

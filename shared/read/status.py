@@ -10,13 +10,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from shared import records, schema
 from shared.adapters.dynamodb import DirectoryTable
-from shared.directory_health import mirror_counts
-from shared.events import parse_time
-from shared.reconcile import LAST_RUN_SK
-from shared.records import ItemKey
-from shared.tail_cursor import LEASE_KEY, CursorStore
+from shared.model import records, schema
+from shared.model.events import parse_time
+from shared.model.records import ItemKey
+from shared.reconcile.health import mirror_counts
+from shared.reconcile.run import LAST_RUN_SK
+from shared.tail.cursor import LEASE_KEY, CursorStore
 
 
 def _iso_ms(milliseconds: int) -> str | None:

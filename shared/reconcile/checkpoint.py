@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from shared import schema
 from shared.adapters.dynamodb import DirectoryTable
-from shared.records import ItemKey
+from shared.model import schema
+from shared.model.records import ItemKey
 
 STATE_SK = f"{schema.RECONCILE_PREFIX}STATE"
 SEEN_PREFIX = f"{schema.RECONCILE_PREFIX}SEEN#"

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from shared import records, schema
-from shared.events import parse_time
-from shared.records import DirectoryHealth, ItemKey, Record
+from shared.model import records, schema
+from shared.model.events import parse_time
+from shared.model.records import DirectoryHealth, ItemKey, Record
 
 # `linked` is healthy; `deleting` is on its way out (its `dsync.deleted` follows). The rest need a human.
 UNHEALTHY_STATES = frozenset({"invalid_credentials", "unlinked", "validating"})

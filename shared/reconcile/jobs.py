@@ -14,13 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from shared import key_check, schema, wave_budget
+from shared import key_check
 from shared.adapters.dynamodb import DirectoryTable
-from shared.deletion_guard import DeletionPolicy
-from shared.directory_health import HealthRecorder, HealthReport
-from shared.purge import PurgeResult, purge_directory
-from shared.reconcile import LAST_RUN_SK, DirectoryApi, DirectoryReconciler, DirectoryReport, RunStatus
-from shared.records import ItemKey
+from shared.apply.purge import PurgeResult, purge_directory
+from shared.model import schema
+from shared.model.records import ItemKey
+from shared.reconcile import wave_budget
+from shared.reconcile.deletion_guard import DeletionPolicy
+from shared.reconcile.health import HealthRecorder, HealthReport
+from shared.reconcile.run import LAST_RUN_SK, DirectoryApi, DirectoryReconciler, DirectoryReport, RunStatus
 
 RATE_LIMITED_DELAY_SECONDS = 60
 BUSY_RETRY_DELAY_SECONDS = 30
@@ -40,7 +42,9 @@ def job_message(
         "requested_at_ms": int(time.time() * 1000),
     }
     if hold_directory_deletion:
-        job["hold_directory_deletion"] = True  # the wave found too many directories gone (`shared.deletion_guard`)
+        job["hold_directory_deletion"] = (
+            True  # the wave found too many directories gone (`shared.reconcile.deletion_guard`)
+        )
     if confirmed_deletions:
         job["confirmed_deletions"] = True
     return job
@@ -50,7 +54,7 @@ def job_message(
 class Wave:
     directory_ids: list[str]
     health: HealthReport | None
-    deferred: int = 0  # directories left for a later wave by the budget (`shared.wave_budget`)
+    deferred: int = 0  # directories left for a later wave by the budget (`shared.reconcile.wave_budget`)
     view: key_check.KeyView | None = None
     refused: str | None = None  # why the wave queued nothing (the key sees none of the mirror)
     held: tuple[str, ...] = ()  # directories gone from WorkOS whose deletion waits for an operator

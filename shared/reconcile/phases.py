@@ -17,14 +17,14 @@ from typing import Any, Literal, Protocol
 
 from pydantic import ValidationError
 
-from shared import records, schema
-from shared.apply import Cascade
-from shared.deletion_guard import DeletionPolicy, DeletionRefusedError, DeletionsHeldError
-from shared.events import Directory, DirectoryGroup, DirectoryUser, describe_invalid
+from shared.apply.applier import Cascade
 from shared.key_check import WRONG_ENVIRONMENT, KeyView
-from shared.reconcile_checkpoint import Checkpoint, SeenIds
-from shared.reconcile_writes import RepairWriter, prefix_of
-from shared.records import Record, RecordTooLargeError, StoredVersion
+from shared.model import records, schema
+from shared.model.events import Directory, DirectoryGroup, DirectoryUser, describe_invalid
+from shared.model.records import Record, RecordTooLargeError, StoredVersion
+from shared.reconcile.checkpoint import Checkpoint, SeenIds
+from shared.reconcile.deletion_guard import DeletionPolicy, DeletionRefusedError, DeletionsHeldError
+from shared.reconcile.writes import RepairWriter, prefix_of
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +67,9 @@ class RunState:
 def sync_directory(run: RunState) -> Literal["live", "deleted", "unknown"]:
     """Upsert the directory from WorkOS; if WorkOS confirms it gone, cascade it away as dsync.deleted would.
 
-    "live": go on with the other phases. A 404 deletes only with positive evidence (`shared.deletion_guard`); a
-    directory neither WorkOS nor the mirror knows (a typo) is "unknown" and writes nothing."""
+    "live": go on with the other phases. A 404 deletes only with positive evidence
+    (`shared.reconcile.deletion_guard`); a directory neither WorkOS nor the mirror knows (a typo) is "unknown" and
+    writes nothing."""
     key = records.directory_key(run.directory_id)
     current = run.writer.stored(key)
     listed = run.api.get_directory(run.directory_id)

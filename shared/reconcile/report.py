@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from shared.directory_health import HealthReport
 from shared.observability import MetricsRecorder
-from shared.reconcile import NOT_OK, DirectoryReport, RunStatus
-from shared.reconcile_jobs import JobOutcome, Wave
+from shared.reconcile.health import HealthReport
+from shared.reconcile.jobs import JobOutcome, Wave
+from shared.reconcile.run import NOT_OK, DirectoryReport, RunStatus
 
 
 class _Stats(Protocol):

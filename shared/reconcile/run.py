@@ -11,8 +11,8 @@ records and the same conditional write (`put_if_newer`) as the apply Lambda, so:
 - a user, group or directory missing from the listing is removed only after a `get` answers 404, and then its
   tombstone is newer than anything stored (deletion is final in WorkOS);
 - a directory is deleted only on positive evidence, and mass deletions wait for an operator
-  (`shared.deletion_guard`): a run that would delete without evidence is REFUSED, one over the limits is HELD, and
-  neither writes anything.
+  (`shared.reconcile.deletion_guard`): a run that would delete without evidence is REFUSED, one over the limits is
+  HELD, and neither writes anything.
 
 Phases: directory → groups → users → memberships (one listing per group) → deletions. A run checkpoints its phase,
 cursor and the ids it has seen in the table, and stops before the time budget runs out; the next invocation resumes
@@ -29,14 +29,14 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from shared import records, schema
 from shared.adapters.dynamodb import DirectoryTable
-from shared.deletion_guard import DeletionPolicy, DeletionRefusedError, DeletionsHeldError
-from shared.events import micros
 from shared.key_check import KeyCheck, KeyView
 from shared.lease import Lease
-from shared.reconcile_checkpoint import LAST_RUN_SK, CheckpointStore, Drift
-from shared.reconcile_phases import (
+from shared.model import records, schema
+from shared.model.events import micros
+from shared.reconcile.checkpoint import LAST_RUN_SK, CheckpointStore, Drift
+from shared.reconcile.deletion_guard import DeletionPolicy, DeletionRefusedError, DeletionsHeldError
+from shared.reconcile.phases import (
     DirectoryApi,
     RunState,
     WorkQueue,
@@ -46,7 +46,7 @@ from shared.reconcile_phases import (
     sync_entities,
     sync_memberships,
 )
-from shared.reconcile_writes import RepairWriter
+from shared.reconcile.writes import RepairWriter
 from shared.resources import DEFAULT_TOMBSTONE_TTL_DAYS
 
 LEASE_SK = f"{schema.RECONCILE_PREFIX}LEASE"

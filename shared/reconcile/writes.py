@@ -11,11 +11,11 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from shared import records, schema
 from shared.adapters.dynamodb import DirectoryTable
-from shared.apply import Cascade, WriteResult, end_memberships, write_record
-from shared.read_back import ReadBack
-from shared.records import Record, StoredVersion
+from shared.apply.applier import Cascade, WriteResult, end_memberships, write_record
+from shared.apply.read_back import ReadBack
+from shared.model import records, schema
+from shared.model.records import Record, StoredVersion
 
 
 class RepairWriter:
@@ -71,8 +71,8 @@ class RepairWriter:
         return list(self.pool.map(self.write, batch))
 
     def write_memberships(self, batch: list[Record]) -> list[bool]:
-        """Membership repairs, then the apply Lambda's read-back (`shared.read_back`): a webhook may delete the user
-        or group between the run's listing and this write; then the membership just written is ended at once (the
+        """Membership repairs, then the apply Lambda's read-back (`shared.apply.read_back`): a webhook may delete the
+        user or group between the run's listing and this write; then the membership just written is ended at once (the
         deletion's cascade read before our write, so only this read can see both)."""
         written = self.write_many(batch)
         done = {record.key for record, ok in zip(batch, written, strict=True) if ok}

@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from shared import schema
 from shared.lease import ItemTable
-from shared.records import ItemKey
+from shared.model import schema
+from shared.model.records import ItemKey
 
 TAIL_PK = "~TAIL#events"
 CURSOR_KEY = ItemKey(TAIL_PK, "#CURSOR")

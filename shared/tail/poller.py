@@ -2,7 +2,7 @@
 
 Webhooks are fast but unordered and can be lost for good; reconcile is complete but hourly and rate-limited. The
 tail reads `GET /events` (every dsync type, 100 a page, oldest first) and puts each event on the FIFO queue exactly
-as ingest does (`shared.ingest.queued_event`: same body, group = directory, dedup = event id), so every source
+as ingest does (`shared.ingest.webhook.queued_event`: same body, group = directory, dedup = event id), so every source
 meets the same conditional writes and any interleaving converges. It never writes the store itself.
 
 One invocation polls for most of its minute: back to back while pages are full, every `idle_poll_seconds` while
@@ -38,11 +38,11 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from shared.events import DSYNC_EVENT_TYPES, iso, parse_time
-from shared.ingest import BatchEventQueue, EnqueueError, EventSource, QueuedEvent, directory_id_of, queued_event
+from shared.ingest.webhook import BatchEventQueue, EnqueueError, EventSource, QueuedEvent, directory_id_of, queued_event
 from shared.key_check import WRONG_ENVIRONMENT
 from shared.lease import Lease
-from shared.tail_cursor import Cursor, CursorStore, ParkedEvent
+from shared.model.events import DSYNC_EVENT_TYPES, iso, parse_time
+from shared.tail.cursor import Cursor, CursorStore, ParkedEvent
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class ReconcileRequester(Protocol):
 
 @dataclass(frozen=True)
 class TailErrors:
-    """How the tail tells WorkOS's failures apart: the adapter's exception classes (`shared.workos_client`)."""
+    """How the tail tells WorkOS's failures apart: the adapter's exception classes (`shared.adapters.workos_client`)."""
 
     auth: type[Exception]  # 401/403: the key is wrong; retrying within the minute cannot help
     refused: tuple[type[Exception], ...]  # 400/404/422 on a cursor read: the cursor is unknown or expired

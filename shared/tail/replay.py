@@ -1,14 +1,14 @@
 """Replay: re-read a window of WorkOS's Events API into the event queue, never touching the tail's cursor.
 
 For after a table restore, or to re-apply a directory once a bug is fixed. The events go through the same builder
-and queue as every source (`shared.tail.queue_events`), so the write rules make already-applied events no-ops and
+and queue as every source (`shared.tail.poller.queue_events`), so the write rules make already-applied events no-ops and
 subscribers hear nothing twice: the change bus is fed by real store changes only.
 
 WorkOS keeps events for about 30 days and answers at most 30 days per request, so the window may start at most
 30 days back and is read in windows of at most 30 days: `range_start` + `range_end` for the first page, then
 `after` + `range_end` (`after` and `range_start` are mutually exclusive).
 
-An event whose message can never fit in SQS (`shared.tail.MessageTooLargeError`: the tail parks those) cannot be
+An event whose message can never fit in SQS (`shared.tail.poller.MessageTooLargeError`: the tail parks those) cannot be
 replayed either: it is listed in the report's `too_large` and the rest of the window is queued. What it carried is
 repaired by reconciling its directory (`dsync reconcile --directory ID`), which reads WorkOS's state, not events.
 """
@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
-from shared.events import DSYNC_EVENT_TYPES, iso, parse_time
-from shared.ingest import BatchEventQueue, EventSource, QueuedEvent, directory_id_of
-from shared.tail import EVENTS_API_RETENTION_DAYS, EventsApi, MessageTooLargeError, queue_events
+from shared.ingest.webhook import BatchEventQueue, EventSource, QueuedEvent, directory_id_of
+from shared.model.events import DSYNC_EVENT_TYPES, iso, parse_time
+from shared.tail.poller import EVENTS_API_RETENTION_DAYS, EventsApi, MessageTooLargeError, queue_events
 
 MAX_WINDOW = timedelta(days=30)
 

@@ -7,9 +7,9 @@ cursor. Enqueue failures and parked events (too large for any SQS message) have 
 
 from __future__ import annotations
 
-from shared.events import parse_time
+from shared.model.events import parse_time
 from shared.observability import MetricsRecorder
-from shared.tail import TailReport, TailStatus
+from shared.tail.poller import TailReport, TailStatus
 
 
 def record_tail(metrics: MetricsRecorder, report: TailReport, *, now: float) -> None:

@@ -41,7 +41,7 @@ EXPECTED_ENVIRONMENT = {
         Env.MAX_DIRECTORY_DELETIONS_PER_WAVE,
         Env.MAX_REMOVAL_SHARE,
     },
-    "publish": {Env.CHANGE_BUS_NAME, Env.TABLE_NAME},  # the table for shared.change_guard's read
+    "publish": {Env.CHANGE_BUS_NAME, Env.TABLE_NAME},  # the table for shared.changes.guard's read
     "tail": {
         Env.TABLE_NAME,
         Env.EVENT_QUEUE_URL,

@@ -11,7 +11,7 @@ from aws_cdk.assertions import Template
 
 from infra.constructs.pipeline_function import PipelineFunction
 from infra.stack import DirectorySyncStack
-from shared import schema
+from shared.model import schema
 from tests.infra.helpers import as_list, get_att_arn, logical_id, policy_statements, ref, resources
 
 pytestmark = pytest.mark.infra

@@ -70,9 +70,9 @@ EMITTED: dict[str, set[str]] = {
 METRIC_SOURCES: dict[str, tuple[str, ...]] = {
     "dsync-ingest": ("functions/ingest/handler.py",),
     "dsync-apply": ("functions/apply/handler.py",),
-    "dsync-reconcile": ("functions/reconcile/handler.py", "shared/reconcile_report.py"),
+    "dsync-reconcile": ("functions/reconcile/handler.py", "shared/reconcile/report.py"),
     "dsync-publish": ("functions/publish/handler.py",),
-    "dsync-tail": ("functions/tail/handler.py", "shared/tail_report.py"),
+    "dsync-tail": ("functions/tail/handler.py", "shared/tail/report.py"),
 }
 # ... and those also (or only) emitted with one extra dimension.
 EXTRA_DIMENSION: dict[tuple[str, str], str] = {

@@ -1,4 +1,4 @@
-"""The directory table matches `shared.schema` and is protected the way a system of record must be."""
+"""The directory table matches `shared.model.schema` and is protected the way a system of record must be."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from infra.stack import DirectorySyncStack
-from shared.schema import GLOBAL_INDEXES, KEY_ATTRIBUTES, TTL_ATTRIBUTE, create_table_request
+from shared.model.schema import GLOBAL_INDEXES, KEY_ATTRIBUTES, TTL_ATTRIBUTE, create_table_request
 from tests.infra.helpers import get_att_arn, logical_id, props
 
 pytestmark = pytest.mark.infra

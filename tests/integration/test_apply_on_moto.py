@@ -13,11 +13,11 @@ from dsync.local.lambda_events import sqs_event
 from dsync.local.provision import LocalResources
 from functions.apply import handler as apply
 from functions.ingest import handler as ingest
-from shared import lanes
 from shared.adapters.dynamodb import DirectoryTable, dynamodb_client
-from shared.apply import Applier, TransientStoreError
-from shared.reader import DirectoryReader
-from shared.records import Record
+from shared.apply.applier import Applier, TransientStoreError
+from shared.model import lanes
+from shared.model.records import Record
+from shared.read.reader import DirectoryReader
 from tests.support import dsync_events as ev
 from tests.support.lambda_context import lambda_context
 from tests.support.webhooks import signed_event

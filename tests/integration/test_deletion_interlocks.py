@@ -24,21 +24,21 @@ from dsync.local.provision import LocalResources
 from dsync.reconcile_command import run_reconcile
 from dsync.replay_command import run_replay
 from dsync.targets import Target
-from shared import schema
 from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.sqs import SqsEventQueue
 from shared.adapters.workos_api import WorkOSDirectoryApi
-from shared.apply import Applier, InboundMessage, Status, StoreThrottledError
-from shared.deletion_guard import DeletionPolicy
+from shared.adapters.workos_client import tail_errors
+from shared.apply.applier import Applier, InboundMessage, Status, StoreThrottledError
 from shared.key_check import KeyCheck, compare
 from shared.lease import Lease
-from shared.reader import DirectoryReader
-from shared.reconcile import DirectoryReconciler, RunStatus
-from shared.reconcile_jobs import WavePlanner, discover, run_job
-from shared.records import Record
-from shared.tail import EventsTail, TailConfig, TailStatus
-from shared.tail_cursor import LEASE_KEY, CursorStore
-from shared.workos_client import tail_errors
+from shared.model import schema
+from shared.model.records import Record
+from shared.read.reader import DirectoryReader
+from shared.reconcile.deletion_guard import DeletionPolicy
+from shared.reconcile.jobs import WavePlanner, discover, run_job
+from shared.reconcile.run import DirectoryReconciler, RunStatus
+from shared.tail.cursor import LEASE_KEY, CursorStore
+from shared.tail.poller import EventsTail, TailConfig, TailStatus
 from tests.support.fake_store import FakeDeadLetters
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ import pytest
 
 from dsync.local.provision import LocalResources
 from functions.ingest import handler as ingest
-from shared import lanes
+from shared.model import lanes
 from tests.support.lambda_context import lambda_context
 from tests.support.webhooks import signed_event, user_created_event
 

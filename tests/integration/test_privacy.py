@@ -20,8 +20,9 @@ from functions.apply import handler as apply
 from functions.ingest import handler as ingest
 from functions.publish import handler as publish
 from functions.reconcile import handler as reconcile
-from shared import records, resources
+from shared import resources
 from shared.adapters.dynamodb import DirectoryTable
+from shared.model import records
 from shared.settings import ApplySettings
 from tests.support.lambda_context import lambda_context
 from tests.support.streams import from_streams_api, read_stream

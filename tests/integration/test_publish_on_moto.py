@@ -12,9 +12,9 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 
 from dsync.local.provision import LocalResources
 from functions.publish import handler as publish
-from shared import schema
 from shared.adapters.dynamodb import DirectoryTable, to_wire
-from shared.changes import changes_from_stream_record
+from shared.changes.derive import changes_from_stream_record
+from shared.model import schema
 from shared.resources import CHANGE_EVENT_SOURCE
 from tests.support import dsync_events as ev
 from tests.support import streams as s
@@ -117,7 +117,7 @@ def test_table_writes_flow_through_the_stream_to_the_bus(aws: LocalResources, ta
     bodies = delivered(tap)
     by_type = {body["detail-type"]: body["detail"] for body in bodies}
     # The user is deleted by the time the stream is read: its membership's addition is not published any more
-    # (shared.change_guard), while the removal and the deprovisioning are.
+    # (shared.changes.guard), while the removal and the deprovisioning are.
     assert sorted(by_type) == [
         "directory.activated",
         "group.created",

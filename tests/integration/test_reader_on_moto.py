@@ -8,8 +8,8 @@ import pytest
 
 from dsync.local.provision import LocalResources
 from shared.adapters.dynamodb import DirectoryTable
-from shared.apply import Applier
-from shared.reader import DirectoryReader
+from shared.apply.applier import Applier
+from shared.read.reader import DirectoryReader
 from tests.support import dsync_events as ev
 from tests.support.fake_store import FakeDeadLetters, FakeWorkQueue
 

@@ -19,14 +19,14 @@ import pytest
 
 from dsync.fake_workos import DirectoryModel, FakeWorkOS, SteppingClock, populate
 from dsync.local.provision import LocalResources
-from shared import schema
 from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.workos_api import WorkOSDirectoryApi
-from shared.apply import Applier, InboundMessage, Status
+from shared.apply.applier import Applier, InboundMessage, Status
 from shared.lease import Lease
-from shared.reader import DirectoryReader
-from shared.reconcile import LEASE_SK, DirectoryReconciler, ReconcileConfig, RunStatus
-from shared.records import ItemKey, Record
+from shared.model import schema
+from shared.model.records import ItemKey, Record
+from shared.read.reader import DirectoryReader
+from shared.reconcile.run import LEASE_SK, DirectoryReconciler, ReconcileConfig, RunStatus
 from tests.support.fake_store import FakeDeadLetters
 from tests.support.histories import project
 
@@ -255,7 +255,7 @@ def test_rate_limited_listing_completes_with_both_429_body_forms(world: World, b
 
 
 def _key(directory_id: str, sort_key: str) -> Any:
-    from shared.records import ItemKey
+    from shared.model.records import ItemKey
 
     return ItemKey(f"DIR#{directory_id}", sort_key)
 

@@ -14,11 +14,11 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from dsync.fake_workos import DirectoryModel, FakeWorkOS, populate
 from dsync.local.provision import LocalResources
 from functions.reconcile import handler as reconcile
-from shared import records, schema
 from shared.adapters.dynamodb import DirectoryTable
 from shared.lease import Lease
-from shared.reconcile import LAST_RUN_SK, LEASE_SK
-from shared.records import ItemKey
+from shared.model import records, schema
+from shared.model.records import ItemKey
+from shared.reconcile.run import LAST_RUN_SK, LEASE_SK
 from tests.support.lambda_context import lambda_context
 
 pytestmark = pytest.mark.integration

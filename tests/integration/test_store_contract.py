@@ -9,8 +9,8 @@ import boto3
 import pytest
 
 from dsync.local.provision import LocalResources
-from shared import records
 from shared.adapters.dynamodb import DirectoryTable
+from shared.model import records
 from tests.support.fake_store import FakeDirectoryStore
 
 pytestmark = pytest.mark.integration

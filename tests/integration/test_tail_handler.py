@@ -15,7 +15,6 @@ import pytest
 from dsync.fake_workos import DirectoryModel, FakeWorkOS, populate
 from dsync.local.provision import LocalResources
 from functions.tail import handler as tail
-from shared import lanes
 from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.sqs import (
     MAX_MESSAGE_BYTES,
@@ -25,14 +24,15 @@ from shared.adapters.sqs import (
     send_batches,
 )
 from shared.adapters.workos_api import WorkOSDirectoryApi, WorkOSInvalidRequestError
-from shared.apply import Applier, InboundMessage, Status
-from shared.events import DSYNC_EVENT_TYPES, iso, parse_time
-from shared.ingest import EventSource, QueuedEvent
+from shared.adapters.workos_client import workos_api
+from shared.apply.applier import Applier, InboundMessage, Status
+from shared.ingest.webhook import EventSource, QueuedEvent
 from shared.key_check import WRONG_ENVIRONMENT
-from shared.records import ItemKey
-from shared.tail import MessageTooLargeError
-from shared.tail_cursor import TAIL_PK, Cursor, CursorStore
-from shared.workos_client import workos_api
+from shared.model import lanes
+from shared.model.events import DSYNC_EVENT_TYPES, iso, parse_time
+from shared.model.records import ItemKey
+from shared.tail.cursor import TAIL_PK, Cursor, CursorStore
+from shared.tail.poller import MessageTooLargeError
 from tests.support.fake_store import FakeDeadLetters
 from tests.support.lambda_context import lambda_context
 

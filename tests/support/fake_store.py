@@ -31,9 +31,9 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared import schema
-from shared.apply import StoreThrottledError, TransientStoreError
-from shared.records import ItemKey, Record, StoredVersion
+from shared.apply.applier import StoreThrottledError, TransientStoreError
+from shared.model import schema
+from shared.model.records import ItemKey, Record, StoredVersion
 
 
 class LambdaKilledError(BaseException):
@@ -181,7 +181,7 @@ class FakeDirectoryStore:
         for _, item in selected:
             yield item
 
-    # --- What the purge uses (`shared.purge.PurgeStore`) ---------------------------------------------------------
+    # --- What the purge uses (`shared.apply.purge.PurgeStore`) -----------------------------------------------------
 
     def get_item(self, key: ItemKey) -> dict[str, Any] | None:
         with self._lock:

@@ -1,4 +1,4 @@
-"""DynamoDB stream records as Lambda delivers them, built from real table items (`shared.records` builders).
+"""DynamoDB stream records as Lambda delivers them, built from real table items (`shared.model.records` builders).
 
 `insert` / `modify` / `remove` take `Record`s (or plain items) and serialise them with boto3's TypeSerializer, so
 the publish path is tested on exactly what the applier writes. `from_streams_api` turns what the `dynamodbstreams`
@@ -15,8 +15,8 @@ from typing import Any
 from boto3.dynamodb.types import TypeSerializer
 
 from dsync.local import lambda_events
-from shared import records, schema
-from shared.events import Directory, DirectoryGroup, DirectoryUser
+from shared.model import records, schema
+from shared.model.events import Directory, DirectoryGroup, DirectoryUser
 from tests.support import dsync_events as ev
 
 STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/dsync-directory/stream/2026-01-15T12:00:00.000"

@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.adapters.sqs import MAX_MESSAGE_BYTES, too_large
-from shared.events import parse_time
-from shared.ingest import EnqueueError, QueuedEvent
-from shared.records import ItemKey
-from shared.tail import MessageTooLargeError
+from shared.ingest.webhook import EnqueueError, QueuedEvent
+from shared.model.events import parse_time
+from shared.model.records import ItemKey
+from shared.tail.poller import MessageTooLargeError
 
 
 class ManualClock:
@@ -29,7 +29,7 @@ class ManualClock:
 
 
 class FakeItemTable:
-    """get/put/delete with exactly the condition expressions of `shared.lease` and `shared.tail_cursor`."""
+    """get/put/delete with exactly the condition expressions of `shared.lease` and `shared.tail.cursor`."""
 
     def __init__(self) -> None:
         self.items: dict[ItemKey, dict[str, Any]] = {}

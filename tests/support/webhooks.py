@@ -7,7 +7,7 @@ import json
 import time
 from typing import Any
 
-from shared.signature import signature_header
+from shared.ingest.signature import signature_header
 
 SECRET = "whsec_test_2sAZJlbjP8Ce3rwkKEv2GfKef"
 

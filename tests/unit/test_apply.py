@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from shared import records, schema
-from shared.apply import Applier, ApplyConfig, InboundMessage, MessageOutcome, Status
-from shared.reader import readable_state
+from shared.apply.applier import Applier, ApplyConfig, InboundMessage, MessageOutcome, Status
+from shared.model import records, schema
+from shared.read.reader import readable_state
 from tests.support import dsync_events as ev
 from tests.support.fake_store import FakeDeadLetters, FakeDirectoryStore, FakeWorkQueue
 

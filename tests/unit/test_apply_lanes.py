@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from shared import records, schema
-from shared.apply import Applier, ApplyConfig, Status, StoreThrottledError
-from shared.overflow import HotDirectories, OverflowLane, OverflowMessage
-from shared.records import ItemKey, Record, StoredVersion
+from shared.apply.applier import Applier, ApplyConfig, Status, StoreThrottledError
+from shared.apply.overflow import HotDirectories, OverflowLane, OverflowMessage
+from shared.model import records, schema
+from shared.model.records import ItemKey, Record, StoredVersion
 from tests.support import dsync_events as ev
 from tests.support.fake_store import FakeDeadLetters, FakeDirectoryStore, FakeWorkQueue
 

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from shared import records, schema
-from shared.apply import Applier, ApplyConfig, MessageOutcome, Status, StoreThrottledError
-from shared.change_guard import untrue_events
-from shared.changes import GROUP_CREATED, MEMBERSHIP_ADDED, USER_PROVISIONED, changes_from_stream_record
-from shared.overflow import OverflowLane, OverflowMessage
-from shared.records import ItemKey, Record, StoredVersion
+from shared.apply.applier import Applier, ApplyConfig, MessageOutcome, Status, StoreThrottledError
+from shared.apply.overflow import OverflowLane, OverflowMessage
+from shared.changes.derive import GROUP_CREATED, MEMBERSHIP_ADDED, USER_PROVISIONED, changes_from_stream_record
+from shared.changes.guard import untrue_events
+from shared.model import records, schema
+from shared.model.records import ItemKey, Record, StoredVersion
 from tests.support import dsync_events as ev
 from tests.support import streams
 from tests.support.fake_store import (
@@ -169,13 +169,13 @@ def test_the_guard_drops_what_another_lane_wrote_after_dsync_deleted() -> None:
 
 
 def records_user() -> Any:
-    from shared.events import DirectoryUser
+    from shared.model.events import DirectoryUser
 
     return DirectoryUser.model_validate(ev.user())
 
 
 def records_group() -> Any:
-    from shared.events import DirectoryGroup
+    from shared.model.events import DirectoryGroup
 
     return DirectoryGroup.model_validate(ev.group())
 

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from shared import changes, records
-from shared.changes import ChangeEvent, MalformedStreamRecordError, changes_from_stream_record
-from shared.events import DirectoryToken
+from shared.changes import derive as changes
+from shared.changes.derive import ChangeEvent, MalformedStreamRecordError, changes_from_stream_record
+from shared.model import records
+from shared.model.events import DirectoryToken
 from tests.support import dsync_events as ev
 from tests.support import streams as s
 

@@ -17,11 +17,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.apply import Applier, InboundMessage
-from shared.events import KNOWN_EVENT_TYPES
-from shared.ingest import EventSource
-from shared.reader import readable_state
-from shared.tail import queue_events
+from shared.apply.applier import Applier, InboundMessage
+from shared.ingest.webhook import EventSource
+from shared.model.events import KNOWN_EVENT_TYPES
+from shared.read.reader import readable_state
+from shared.tail.poller import queue_events
 from tests.support.fake_store import FakeDeadLetters, FakeDirectoryStore, FakeWorkQueue, Unkindness
 from tests.support.histories import batches, build_history, deliveries, project, steps
 from tests.support.unkind import apply_until_done

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from shared import records, schema
-from shared.directory_health import HealthRecorder
-from shared.records import ItemKey, Record
+from shared.model import records, schema
+from shared.model.records import ItemKey, Record
+from shared.reconcile.health import HealthRecorder
 
 pytestmark = pytest.mark.unit
 

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 
-from shared import records
 from shared.adapters.dynamodb import DirectoryTable
-from shared.apply import StoreThrottledError, TransientStoreError
+from shared.apply.applier import StoreThrottledError, TransientStoreError
+from shared.model import records
 
 pytestmark = pytest.mark.unit
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from dsync.fake_workos import DirectoryModel, FakeWorkOS
-from shared.events import DSYNC_EVENT_TYPES
+from shared.model.events import DSYNC_EVENT_TYPES
 
 pytestmark = pytest.mark.unit
 TYPES = ",".join(DSYNC_EVENT_TYPES)

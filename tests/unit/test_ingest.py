@@ -15,8 +15,8 @@ from functions.ingest.handler import (
     handle,
     request_from_api_gateway,
 )
-from shared import lanes
-from shared.ingest import (
+from shared.ingest.signature import signature_header
+from shared.ingest.webhook import (
     EnqueueError,
     IngestLimits,
     IngestResult,
@@ -28,8 +28,8 @@ from shared.ingest import (
     directory_id_of,
     ingest_webhook,
 )
+from shared.model import lanes
 from shared.observability import MetricsRecorder
-from shared.signature import signature_header
 from tests.support.webhooks import SECRET, api_gateway_event, compact, now_ms, signed_event, user_created_event
 
 pytestmark = pytest.mark.unit

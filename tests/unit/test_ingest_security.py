@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from functions.ingest.handler import IngestDependencies, handle
-from shared.ingest import IngestLimits, QueuedEvent
+from shared.ingest.signature import compute_signature, parse_signature_header, signature_header
+from shared.ingest.webhook import IngestLimits, QueuedEvent
 from shared.observability import MetricsRecorder
-from shared.signature import compute_signature, parse_signature_header, signature_header
 from tests.support.webhooks import SECRET, api_gateway_event, compact, now_ms, user_created_event
 
 pytestmark = pytest.mark.unit

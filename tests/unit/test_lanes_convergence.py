@@ -1,4 +1,4 @@
-"""Lanes: a directory's events are applied by concurrent appliers, one per FIFO group (`shared.lanes`), while a
+"""Lanes: a directory's events are applied by concurrent appliers, one per FIFO group (`shared.model.lanes`), while a
 publisher reads the store's stream as it grows and the work queue's purges run, all in the unkind world
 (`tests.support.fake_store.Unkindness`: a lagging index, throttled reads and writes, writes whose response is lost,
 Lambdas killed mid-batch and their batches redelivered whole). Whatever the interleaving:
@@ -29,10 +29,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared import lanes, schema
-from shared.apply import Applier, InboundMessage, StoreThrottledError
-from shared.change_guard import REMOVALS, untrue_events
-from shared.changes import (
+from shared.apply.applier import Applier, InboundMessage, StoreThrottledError
+from shared.changes.derive import (
     DIRECTORY_DELETED,
     GROUP_DELETED,
     MEMBERSHIP_ADDED,
@@ -41,8 +39,10 @@ from shared.changes import (
     ChangeEvent,
     changes_from_stream_record,
 )
-from shared.reader import readable_state
-from shared.records import ItemKey, StoredVersion
+from shared.changes.guard import REMOVALS, untrue_events
+from shared.model import lanes, schema
+from shared.model.records import ItemKey, StoredVersion
+from shared.read.reader import readable_state
 from tests.support import streams
 from tests.support.fake_store import FakeDeadLetters, FakeDirectoryStore, FakeWorkQueue, Unkindness
 from tests.support.histories import batches, build_history, deliveries, project, steps

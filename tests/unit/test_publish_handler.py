@@ -20,7 +20,7 @@ from shared.adapters.eventbridge import (
     PublishError,
     entry_size,
 )
-from shared.changes import ChangeEvent, changes_from_stream_record
+from shared.changes.derive import ChangeEvent, changes_from_stream_record
 from shared.observability import MetricsRecorder
 from shared.resources import CHANGE_EVENT_SOURCE
 from tests.support import streams as s

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from shared.reconcile_phases import OnePageAhead
+from shared.reconcile.phases import OnePageAhead
 
 pytestmark = pytest.mark.unit
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared import lanes
-from shared.ingest import EventSource
-from shared.replay import MAX_WINDOW, ReplayWindowError, replay, windows
+from shared.ingest.webhook import EventSource
+from shared.model import lanes
+from shared.tail.replay import MAX_WINDOW, ReplayWindowError, replay, windows
 from tests.support.tail_fakes import FakeBatchQueue, FakeEventsApi, ManualClock
 
 pytestmark = pytest.mark.unit

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from shared.signature import (
+from shared.ingest.signature import (
     SignatureError,
     SignatureFailure,
     compute_signature,

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from shared import wave_budget
+from shared.reconcile import wave_budget
 from simulator.engine import Simulation
 from simulator.esm import INITIAL_POLLERS, EventSourceMapping
 from simulator.fifo import FifoQueue, Message

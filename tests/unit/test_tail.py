@@ -9,18 +9,18 @@ from typing import Any
 
 import pytest
 
-from shared import lanes
 from shared.adapters.sqs import MAX_MESSAGE_BYTES
-from shared.events import DSYNC_EVENT_TYPES, iso, parse_time
-from shared.ingest import EventSource, QueuedEvent, queued_event
+from shared.ingest.webhook import EventSource, QueuedEvent, queued_event
 from shared.key_check import WRONG_ENVIRONMENT
 from shared.lease import Lease
+from shared.model import lanes
+from shared.model.events import DSYNC_EVENT_TYPES, iso, parse_time
+from shared.model.records import ItemKey
 from shared.observability import MetricsRecorder
-from shared.records import ItemKey
-from shared.replay import replay
-from shared.tail import EventsTail, TailConfig, TailErrors, TailReport, TailStatus, queue_events
-from shared.tail_cursor import CURSOR_KEY, LEASE_KEY, TAIL_PK, Cursor, CursorStore
-from shared.tail_report import record_tail
+from shared.tail.cursor import CURSOR_KEY, LEASE_KEY, TAIL_PK, Cursor, CursorStore
+from shared.tail.poller import EventsTail, TailConfig, TailErrors, TailReport, TailStatus, queue_events
+from shared.tail.replay import replay
+from shared.tail.report import record_tail
 from tests.support.tail_fakes import (
     AuthError,
     FakeBatchQueue,
