@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared.adapters.dynamodb import DirectoryTable
 from shared.model import records, schema
+from shared.read.ports import ReadTable
 
 Item = Mapping[str, Any]
 
@@ -75,7 +75,7 @@ class UserPage:
 
 
 class DirectoryReader:
-    def __init__(self, table: DirectoryTable) -> None:
+    def __init__(self, table: ReadTable) -> None:
         self._table = table
 
     def directory(self, directory_id: str) -> dict[str, Any] | None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.adapters.dynamodb import DirectoryTable
 from shared.model import records, schema
 from shared.model.events import parse_time
 from shared.model.records import ItemKey
+from shared.read.ports import ReadTable
 from shared.reconcile.health import mirror_counts
 from shared.reconcile.run import LAST_RUN_SK
 from shared.tail.cursor import LEASE_KEY, CursorStore
@@ -23,7 +23,7 @@ def _iso_ms(milliseconds: int) -> str | None:
     return datetime.fromtimestamp(milliseconds / 1000, UTC).isoformat(timespec="seconds") if milliseconds else None
 
 
-def tail_status(table: DirectoryTable, *, now: float) -> dict[str, Any] | None:
+def tail_status(table: ReadTable, *, now: float) -> dict[str, Any] | None:
     """None until the tail has run once."""
     cursor = CursorStore(table).load()
     lease = table.get_item(LEASE_KEY)
@@ -45,7 +45,7 @@ def tail_status(table: DirectoryTable, *, now: float) -> dict[str, Any] | None:
     }
 
 
-def directory_status(table: DirectoryTable) -> list[dict[str, Any]]:
+def directory_status(table: ReadTable) -> list[dict[str, Any]]:
     """Per directory: its state and health, WorkOS's and the mirror's counts, the newest event applied, and the last
     finished reconcile. The mirror's counts are one query per directory: fine for an operator's command."""
     directory_ids = table.list_directory_ids()

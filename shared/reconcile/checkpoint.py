@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from shared.adapters.dynamodb import DirectoryTable
 from shared.model import schema
 from shared.model.records import ItemKey
+from shared.reconcile.ports import ReconcileTable
 
 STATE_SK = f"{schema.RECONCILE_PREFIX}STATE"
 SEEN_PREFIX = f"{schema.RECONCILE_PREFIX}SEEN#"
@@ -82,7 +82,7 @@ class CheckpointStore:
     """Load, save and delete one directory's checkpoint; record the last finished run."""
 
     def __init__(
-        self, table: DirectoryTable, directory_id: str, *, clock: Callable[[], float], max_age_seconds: float
+        self, table: ReconcileTable, directory_id: str, *, clock: Callable[[], float], max_age_seconds: float
     ) -> None:
         self._table = table
         self._pk = schema.directory_pk(directory_id)

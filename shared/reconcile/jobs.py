@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shared import key_check
-from shared.adapters.dynamodb import DirectoryTable
 from shared.apply.purge import PurgeResult, purge_directory
 from shared.model import schema
 from shared.model.records import ItemKey
 from shared.reconcile import wave_budget
 from shared.reconcile.deletion_guard import DeletionPolicy
 from shared.reconcile.health import HealthRecorder, HealthReport
+from shared.reconcile.ports import ReconcileTable
 from shared.reconcile.run import LAST_RUN_SK, DirectoryApi, DirectoryReconciler, DirectoryReport, RunStatus
 
 RATE_LIMITED_DELAY_SECONDS = 60
@@ -71,7 +71,7 @@ class Wave:
 
 def discover(
     api: DirectoryApi,
-    table: DirectoryTable,
+    table: ReconcileTable,
     *,
     health: HealthRecorder | None = None,
     deletions: DeletionPolicy | None = None,
@@ -100,7 +100,7 @@ class WavePlanner:
     def __init__(
         self,
         api: DirectoryApi,
-        table: DirectoryTable,
+        table: ReconcileTable,
         work_queue: WorkQueue,
         *,
         health: HealthRecorder | None = None,
@@ -185,7 +185,7 @@ class JobOutcome:
 def run_job(
     job: dict[str, Any],
     *,
-    table: DirectoryTable,
+    table: ReconcileTable,
     work_queue: WorkQueue,
     reconciler: Callable[[], DirectoryReconciler],
     remaining_seconds: Callable[[], float],

@@ -29,7 +29,6 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from shared.adapters.dynamodb import DirectoryTable
 from shared.key_check import KeyCheck, KeyView
 from shared.lease import Lease
 from shared.model import records, schema
@@ -46,6 +45,7 @@ from shared.reconcile.phases import (
     sync_entities,
     sync_memberships,
 )
+from shared.reconcile.ports import ReconcileTable
 from shared.reconcile.writes import RepairWriter
 from shared.resources import DEFAULT_TOMBSTONE_TTL_DAYS
 
@@ -133,7 +133,7 @@ class DirectoryReconciler:
         self,
         *,
         api: DirectoryApi,
-        table: DirectoryTable,
+        table: ReconcileTable,
         work_queue: WorkQueue,
         config: ReconcileConfig | None = None,
         clock: Callable[[], float] = time.time,

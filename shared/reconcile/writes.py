@@ -11,17 +11,17 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from shared.adapters.dynamodb import DirectoryTable
 from shared.apply.applier import Cascade, WriteResult, end_memberships, write_record
 from shared.apply.read_back import ReadBack
 from shared.model import records, schema
 from shared.model.records import Record, StoredVersion
+from shared.reconcile.ports import ReconcileTable
 
 
 class RepairWriter:
     def __init__(
         self,
-        table: DirectoryTable,
+        table: ReconcileTable,
         directory_id: str,
         *,
         clock: Callable[[], float],

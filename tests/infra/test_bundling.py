@@ -58,7 +58,7 @@ def test_ingest_bundle_has_handler_shared_and_powertools_only(ingest_bundle: Pat
     assert (ingest_bundle / "functions" / "__init__.py").is_file()
     assert (ingest_bundle / "functions" / "ingest" / "handler.py").is_file()
     assert (ingest_bundle / "shared" / "resources.py").is_file()
-    assert (ingest_bundle / "shared" / "schema.py").is_file()
+    assert (ingest_bundle / "shared" / "model" / "schema.py").is_file()
     assert (ingest_bundle / "aws_lambda_powertools" / "__init__.py").is_file()
     for absent in ("pydantic", "pydantic_core", "workos", "boto3", "botocore", "s3transfer", "functions/apply", "bin"):
         assert not (ingest_bundle / absent).exists(), absent
