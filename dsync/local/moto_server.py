@@ -6,7 +6,7 @@ message, reading the clock per message), whenever any one attribute is read, and
 SendMessage (ContentBasedDeduplication) and once per message considered by ReceiveMessage (MessageRetentionPeriod).
 Every queue call therefore costs O(queue length), and a receive O(length²): the local stack slowed down as its
 queues grew, and everything sharing the emulator slowed with it. `LazyQueueAttributes` is the same mapping (same
-keys, order and values; `tests/unit/test_moto_server.py` compares them) whose values are computed when read, so a
+keys, order and values; `tests/unit/dsync/test_moto_server.py` compares them) whose values are computed when read, so a
 call pays only for the attributes it asks for.
 
 Also: SQS reads the clock for every message it looks at through datetime arithmetic (it now gets `time.time()`,

@@ -2,7 +2,7 @@
 
 WorkOS signs `"{t}.{raw body}"` with HMAC-SHA256 and sends `WorkOS-Signature: t=<unix ms>, v1=<hex>`. The workos
 SDK implements the same check but costs ~1 s to import, which the ingest Lambda pays on every cold start; this
-module costs ~25 ms. `tests/unit/test_signature.py` proves equivalence with the SDK (its published vectors and a
+module costs ~25 ms. `tests/unit/ingest/test_signature.py` proves equivalence with the SDK (its published vectors and a
 differential test on generated cases). The one deliberate difference: the SDK splits on exactly ", " and rejects
 `t=…,v1=…` without the space; we tolerate missing or extra whitespace.
 """

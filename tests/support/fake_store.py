@@ -1,7 +1,7 @@
 """In-memory `DirectoryStore` with DynamoDB's semantics for the operations the applier, the cascade and the purge use.
 
-`tests/integration/test_store_contract.py` runs the same contract against this fake and the real adapter on moto,
-so unit and property tests on the fake say something about the real table.
+`tests/integration/adapters/test_store_contract.py` runs the same contract against this fake and the real adapter on
+moto, so unit and property tests on the fake say something about the real table.
 
 A fake kinder than DynamoDB hides defects, so `Unkindness` turns on what the real service does to the pipeline,
 each modelled at the level of the port (what `shared.adapters.dynamodb.DirectoryTable` surfaces after its own

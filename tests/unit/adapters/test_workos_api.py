@@ -44,7 +44,7 @@ pytestmark = pytest.mark.unit
 
 API_KEY = "sk_test_unit_secret_value"
 T0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 class FakeClock:

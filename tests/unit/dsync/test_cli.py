@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from dsync.cli import main
@@ -19,7 +20,7 @@ from shared.ingest.signature import SignatureError, verify_signature
 from tests.support.webhooks import now_ms
 
 pytestmark = pytest.mark.unit
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 class Receiver(BaseHTTPRequestHandler):
@@ -96,6 +97,10 @@ def test_commands_without_credentials_or_stack_fail_with_one_clear_line(
 ) -> None:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
+    # boto3's default session caches the credentials an earlier test of this process resolved: start a new one.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
     assert main(["status"]) == 1
     err = capsys.readouterr().err
     assert "no AWS credentials found" in err and "--aws-endpoint" in err and "Traceback" not in err
