@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from aws_cdk import App, Environment
 
 from infra.config import StackConfig
-from infra.nag import register_checks
+from infra.nag import acknowledge_findings, register_checks
 from infra.stack import DirectorySyncStack
 
 
@@ -24,5 +24,6 @@ def build(app: App, *, environ: Mapping[str, str]) -> DirectorySyncStack:
     """Add the pipeline stack (configured from `app`'s context) and the cdk-nag checks to `app`."""
     config = StackConfig.from_context(app.node)
     stack = DirectorySyncStack(app, config.stack_name, config=config, env=stack_environment(config, environ))
+    acknowledge_findings(stack)  # here, not in the stack: infra.nag reads the stack, the stack knows nothing of nag
     register_checks(app)
     return stack

@@ -13,7 +13,7 @@ from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
 if TYPE_CHECKING:
-    from infra.stack import DirectorySyncStack
+    from infra.stack import DirectorySyncStack  # nag reads the stack; the stack never imports nag (no circle)
 
 
 def register_checks(app: App) -> None:

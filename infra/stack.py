@@ -34,7 +34,6 @@ from infra.constructs.pipeline_secrets import PipelineSecrets
 from infra.constructs.webhook_api import WebhookApi
 from infra.constructs.webhook_waf import WebhookWaf
 from infra.grants import QueueOnFailure, allow_cloudwatch_alarms, grant_send, grant_table_actions
-from infra.nag import acknowledge_findings
 from shared.resources import (
     APPLY_FUNCTION,
     APPLY_MAX_CONCURRENCY,
@@ -262,7 +261,6 @@ class DirectorySyncStack(Stack):
 
         self._monitoring()
         self._outputs()
-        acknowledge_findings(self)
 
     def _tail(self, table: Any) -> PipelineFunction:
         """The Events API tail: one at a time (reserved concurrency 1, plus its lease), started every minute; a
