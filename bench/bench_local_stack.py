@@ -205,7 +205,7 @@ class Bench:
         return resolve_target(aws_endpoint=self.stack.aws_endpoint, stack=None, region="us-east-1")
 
     def reconcile(self, directory_id: str) -> tuple[dict[str, Any], float]:
-        from dsync.reconcile_command import run_reconcile
+        from dsync.commands.reconcile import run_reconcile
 
         started = time.perf_counter()
         report = run_reconcile(
@@ -218,7 +218,7 @@ class Bench:
         return report, time.perf_counter() - started
 
     def matches(self, directory_id: str) -> bool:
-        from dsync.operations import export
+        from dsync.commands.mirror import export
         from tests.support.histories import project
 
         truth = self.model.snapshot(directory_id)
@@ -338,7 +338,7 @@ def webhooks(bench: Bench, raw: float, count: int) -> None:
 
 
 def send_all(url: str, events: list[dict[str, Any]], senders: int) -> list[int]:
-    from dsync.operations import post_signed
+    from dsync.commands.webhooks import post_signed
 
     with ThreadPoolExecutor(max_workers=senders) as pool:
         return list(pool.map(lambda event: post_signed(url, event, secret=SECRET).status, events))

@@ -29,10 +29,10 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
+from dsync.commands.webhooks import post_signed  # noqa: E402
 from dsync.fake_workos import DirectoryModel, FakeWorkOS, populate  # noqa: E402
 from dsync.local import logs  # noqa: E402
 from dsync.local.stack import LocalStack, LocalStackOptions  # noqa: E402
-from dsync.operations import post_signed  # noqa: E402
 from shared.adapters.dynamodb import DirectoryTable  # noqa: E402
 from shared.model import records  # noqa: E402
 from shared.model.events import parse_time  # noqa: E402

@@ -50,7 +50,7 @@ def _target(args: argparse.Namespace) -> Any:
 
 
 def cmd_send_test_event(args: argparse.Namespace) -> int:
-    from dsync.operations import post_signed, sample_event
+    from dsync.commands.webhooks import post_signed, sample_event
 
     try:
         document = sample_event(args.event)
@@ -65,21 +65,21 @@ def cmd_send_test_event(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from dsync.operations import status
+    from dsync.commands.mirror import status
 
     _print_json(status(_target(args)))
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from dsync.operations import export
+    from dsync.commands.mirror import export
 
     _print_json(export(_target(args), args.directory))
     return 0
 
 
 def cmd_redrive(args: argparse.Namespace) -> int:
-    from dsync.operations import redrive
+    from dsync.commands.redrive import redrive
 
     report = redrive(_target(args), limit=args.limit)
     _print_json(report.as_dict())
@@ -92,7 +92,7 @@ def cmd_redrive(args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    from dsync.reconcile_command import run_reconcile
+    from dsync.commands.reconcile import run_reconcile
 
     report = run_reconcile(
         _target(args),
@@ -115,7 +115,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 
 def cmd_check_key(args: argparse.Namespace) -> int:
-    from dsync.reconcile_command import check_key
+    from dsync.commands.reconcile import check_key
     from shared.key_check import WRONG_ENVIRONMENT
 
     report = check_key(_target(args), api_key=args.workos_api_key, base_url=args.workos_base_url)
@@ -131,7 +131,7 @@ def cmd_check_key(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from dsync.replay_command import run_replay
+    from dsync.commands.replay import run_replay
 
     report = run_replay(
         _target(args),
@@ -195,7 +195,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dsync.operations import SAMPLE_EVENT_TYPES
+    from dsync.commands.webhooks import SAMPLE_EVENT_TYPES
 
     parser = argparse.ArgumentParser(prog="dsync", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

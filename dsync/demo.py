@@ -34,13 +34,13 @@ from typing import Any, TextIO
 import boto3
 from tqdm import tqdm
 
+from dsync.commands.reconcile import check_key, run_reconcile
+from dsync.commands.webhooks import post_signed
 from dsync.errors import CommandError
 from dsync.fake_workos import DirectoryModel, FakeWorkOS, populate
 from dsync.local import logs
 from dsync.local.stack import LocalStack, LocalStackOptions
 from dsync.local.subscriber import BusSubscriber
-from dsync.operations import post_signed
-from dsync.reconcile_command import check_key, run_reconcile
 from dsync.targets import Target, resolve_target
 from shared.adapters.dynamodb import DirectoryTable
 from shared.model import schema

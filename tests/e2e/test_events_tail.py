@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from dsync.commands.webhooks import post_signed
 from dsync.fake_workos import DirectoryModel, FakeWorkOS, populate
-from dsync.operations import post_signed
 from tests.e2e.conftest import SECRET, RunningStack, dsync, start_local_stack, stop
 from tests.support.histories import project
 

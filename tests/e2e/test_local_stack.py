@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from dsync.commands.webhooks import post_signed
 from dsync.fake_workos import FakeWorkOS, populate
-from dsync.operations import post_signed
 from tests.e2e.conftest import ROTATED_SECRET, SECRET, RunningStack, dsync, start_local_stack, stop
 from tests.support.histories import project
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from dsync.commands.webhooks import post_signed
 from dsync.fake_workos import FakeWorkOS
 from dsync.local.subscriber import BusSubscriber
-from dsync.operations import post_signed
 from tests.e2e.conftest import SECRET, RunningStack
 
 pytestmark = pytest.mark.e2e

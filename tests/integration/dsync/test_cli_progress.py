@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
+from dsync.commands.reconcile import run_reconcile
+from dsync.commands.redrive import redrive
 from dsync.fake_workos import DirectoryModel, FakeWorkOS, populate
-from dsync.operations import redrive
-from dsync.reconcile_command import run_reconcile
 from dsync.targets import Target
 
 pytestmark = pytest.mark.integration

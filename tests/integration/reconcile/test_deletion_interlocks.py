@@ -18,11 +18,11 @@ import boto3
 import pytest
 
 from dsync import cli
+from dsync.commands.reconcile import run_reconcile
+from dsync.commands.replay import run_replay
 from dsync.errors import CommandError
 from dsync.fake_workos import DirectoryModel, FakeWorkOS, populate
 from dsync.local.provision import LocalResources
-from dsync.reconcile_command import run_reconcile
-from dsync.replay_command import run_replay
 from dsync.targets import Target
 from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.sqs import SqsEventQueue

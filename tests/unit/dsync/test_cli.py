@@ -15,7 +15,7 @@ import boto3
 import pytest
 
 from dsync.cli import main
-from dsync.operations import SAMPLE_EVENT_TYPES, sample_event
+from dsync.commands.webhooks import SAMPLE_EVENT_TYPES, sample_event
 from shared.ingest.signature import SignatureError, verify_signature
 from tests.support.webhooks import now_ms
 

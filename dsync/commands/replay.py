@@ -6,8 +6,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from dsync.commands.reconcile import ReconcileCommandError, resolve_api_key
 from dsync.errors import CommandError
-from dsync.reconcile_command import ReconcileCommandError, resolve_api_key
 from dsync.targets import Target
 from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.sqs import SqsEventQueue

@@ -12,6 +12,7 @@ from dsync.errors import CommandError
 from dsync.targets import Target
 from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.secrets import parse_api_key
+from shared.apply.purge import purge_directory
 from shared.key_check import KeyCheck
 from shared.reconcile.deletion_guard import DeletionPolicy
 from shared.reconcile.health import HealthRecorder, workos_counts
@@ -101,7 +102,6 @@ def run_reconcile(
 ) -> dict[str, Any]:
     """Reconcile every directory (or one) to the end. A key that sees none of the mirror refuses the whole run
     (`CommandError`, nothing written); deletions past the guard are held unless `confirm_deletions`."""
-    from dsync.operations import InlineJobs
     from shared.adapters.workos_api import WorkOSAuthError, WorkOSDirectoryApi, WorkOSError
 
     try:
@@ -179,3 +179,17 @@ def check_key(target: Target, *, api_key: str | None, base_url: str | None) -> d
     except WorkOSError as error:
         raise CommandError(f"cannot use the WorkOS API at {where}: {error}") from error
     return {**view.as_dict(), "target": target.description, "workos": where}
+
+
+class InlineJobs:
+    """The work queue for a synchronous `dsync reconcile`: purges run at once instead of being queued."""
+
+    def __init__(self, table: DirectoryTable) -> None:
+        self._table = table
+        self.purged: dict[str, int] = {}
+
+    def submit(self, job: Any, delay_seconds: int = 0) -> None:
+        if dict(job).get("kind") == "purge":
+            directory_id = str(job["directory_id"])
+            result = purge_directory(self._table, directory_id, remaining_seconds=lambda: float("inf"))
+            self.purged[directory_id] = self.purged.get(directory_id, 0) + result.deleted_items
