@@ -91,8 +91,8 @@ def translate(error: Exception) -> Exception:
     return TransientStoreError(str(error))
 
 
-class DirectoryTable:
-    """Implements `shared.apply.applier.DirectoryStore` and the queries readers, reconcile and purge need."""
+class _TableClient:
+    """The table's name, its client and the retry bounds, and paging: what every concern below shares."""
 
     def __init__(
         self,
@@ -112,37 +112,22 @@ class DirectoryTable:
         # the events lane's applier keeps this short and moves the directory to the overflow lane instead.
         self._unprocessed_attempts = max(1, unprocessed_attempts)
 
-    # --- The write rule -------------------------------------------------------------------------------------------
-
-    def put_if_newer(self, record: Record) -> bool:
-        """The write rule. A transient failure (not a throttle) is retried; if an earlier attempt may have landed
-        (a timeout after the commit), a refused retry reads the item: our own version stored means written."""
-        for attempt in range(self._transient_attempts):
+    def _paginate(self, operation: str, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        while True:
             try:
-                self._client.put_item(
-                    TableName=self.table_name,
-                    Item=to_wire(record.item()),
-                    ConditionExpression=_CONDITION_NEWER,
-                    ExpressionAttributeNames={"#pk": schema.PARTITION_KEY, "#vkey": schema.VERSION_ATTRIBUTE},
-                    ExpressionAttributeValues={":vkey": {"N": str(record.vkey)}},
-                )
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                    return attempt > 0 and self._stored_vkey(record.key) == record.vkey
-                failure = translate(error)
-                if type(failure) is not TransientStoreError or attempt + 1 == self._transient_attempts:
-                    raise failure from error
-            except BotoCoreError as error:
-                if attempt + 1 == self._transient_attempts:
-                    raise translate(error) from error
-            else:
-                return True
-            _backoff(attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
+                response = getattr(self._client, operation)(**request)
+            except (ClientError, BotoCoreError) as error:
+                raise translate(error) from error
+            for item in response.get("Items", []):
+                yield from_wire(item)
+            last = response.get("LastEvaluatedKey")
+            if not last:
+                return
+            request = {**request, "ExclusiveStartKey": last}
 
-    def _stored_vkey(self, key: ItemKey) -> int | None:
-        item = self.get_item(key)
-        return int(item[schema.VERSION_ATTRIBUTE]) if item is not None else None
+
+class _TableReads(_TableClient):
+    """Strongly consistent reads by key (`BatchGetItem`, `GetItem`), partition queries and index queries."""
 
     # --- Reads ------------------------------------------------------------------------------------------------------
 
@@ -244,18 +229,9 @@ class DirectoryTable:
         }
         yield from self._paginate("query", request)
 
-    def _paginate(self, operation: str, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        while True:
-            try:
-                response = getattr(self._client, operation)(**request)
-            except (ClientError, BotoCoreError) as error:
-                raise translate(error) from error
-            for item in response.get("Items", []):
-                yield from_wire(item)
-            last = response.get("LastEvaluatedKey")
-            if not last:
-                return
-            request = {**request, "ExclusiveStartKey": last}
+
+class _DirectoryQueries(_TableReads):
+    """What the stages ask of one directory, or of all: stored versions, counts, memberships, the directories."""
 
     def entity_versions(self, directory_id: str, prefix: str) -> dict[str, StoredVersion]:
         """id → stored version of every user (or group) item of a directory, tombstones included (ids only)."""
@@ -313,6 +289,42 @@ class DirectoryTable:
         """(id, organization id) of every live directory (the sparse `directories` index holds no tombstones)."""
         items = self.query_index(schema.DIRECTORIES_INDEX, schema.DIRECTORY_INDEX_VALUE)
         return sorted((str(item["id"]), item.get("organization_id")) for item in items)
+
+
+class _TableWrites(_TableReads):
+    """The write rule (`put_if_newer`) and the generic conditional writes of leases, checkpoints and purges."""
+
+    # --- The write rule -------------------------------------------------------------------------------------------
+
+    def put_if_newer(self, record: Record) -> bool:
+        """The write rule. A transient failure (not a throttle) is retried; if an earlier attempt may have landed
+        (a timeout after the commit), a refused retry reads the item: our own version stored means written."""
+        for attempt in range(self._transient_attempts):
+            try:
+                self._client.put_item(
+                    TableName=self.table_name,
+                    Item=to_wire(record.item()),
+                    ConditionExpression=_CONDITION_NEWER,
+                    ExpressionAttributeNames={"#pk": schema.PARTITION_KEY, "#vkey": schema.VERSION_ATTRIBUTE},
+                    ExpressionAttributeValues={":vkey": {"N": str(record.vkey)}},
+                )
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                    return attempt > 0 and self._stored_vkey(record.key) == record.vkey
+                failure = translate(error)
+                if type(failure) is not TransientStoreError or attempt + 1 == self._transient_attempts:
+                    raise failure from error
+            except BotoCoreError as error:
+                if attempt + 1 == self._transient_attempts:
+                    raise translate(error) from error
+            else:
+                return True
+            _backoff(attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _stored_vkey(self, key: ItemKey) -> int | None:
+        item = self.get_item(key)
+        return int(item[schema.VERSION_ATTRIBUTE]) if item is not None else None
 
     # --- Generic writes (leases, checkpoints, purge) ----------------------------------------------------------------
 
@@ -385,6 +397,11 @@ class DirectoryTable:
             else:
                 raise TransientStoreError("BatchWriteItem left items unprocessed after 8 attempts")
         return len(ordered)
+
+
+class DirectoryTable(_DirectoryQueries, _TableWrites):
+    """Implements `shared.apply.applier.DirectoryStore` and the ports of reconcile, read, purge, lease and the key
+    check: one class for the one table, its concerns split above (reads, directory queries, writes)."""
 
 
 def _backoff(attempt: int) -> None:
