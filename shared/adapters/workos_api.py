@@ -509,15 +509,9 @@ class PacedBackend:
 # -------------------------------------------------------------------------------------------------------- adapter
 
 
-class WorkOSDirectoryApi:
-    """Directory Sync reads for the reconcile engine: plain dicts, resumable listings, paced, typed errors.
-
-    `directory_id` arguments scope the request to that directory's rate-limit bucket. Listings are lazy, ascending
-    by creation (`order="asc"`) and resume after the item id given as `after`. `pacing_margin` and
-    `adaptive_pacing` are the directory buckets' safety margin and AIMD (see `TokenBucket`; 0 and False restore
-    pacing exactly at the configured rate). `transport` (an httpx2 transport) exists for tests; production leaves it
-    None.
-    """
+class _SdkSession:
+    """The SDK client behind the adapter: built with our paced backend, closed once, and every call scoped to a
+    directory and its errors translated (`_call`, `_iterate`). The reads themselves are `WorkOSDirectoryApi`'s."""
 
     def __init__(
         self,
@@ -581,6 +575,82 @@ class WorkOSDirectoryApi:
     @property
     def pacer(self) -> RequestPacer:
         return self._pacer
+
+    # ------------------------------------------------------------------------------------------- lifecycle
+
+    def close(self) -> None:
+        """Close the HTTP connections (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            self._client.close()
+            self._backend.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------------------------- internals
+
+    def _iterate(self, directory_id: str | None, first_page: Callable[[], SyncPage[_T]]) -> Iterator[_T]:
+        """All items of a listing; the directory context is set only while a page is being fetched.
+
+        `auto_paging_iter()` fetches page n+1 inside `next()`, so each `next()` runs in the context and error
+        translation; the context is reset before every `yield` so it never leaks into the caller's code.
+        """
+        with self._call(directory_id):
+            items = first_page().auto_paging_iter()
+        while True:
+            with self._call(directory_id):
+                item = next(items, None)
+            if item is None:
+                return
+            yield item
+
+    @contextmanager
+    def _call(self, directory_id: str | None) -> Iterator[None]:
+        """Scope SDK work to a directory and translate whatever it raises into our errors."""
+        if self._closed:
+            raise WorkOSError("the WorkOS client is closed")
+        workos = self._workos
+        token = _current_directory.set(directory_id)
+        try:
+            yield
+        except WorkOSError:
+            raise
+        except (workos.AuthenticationError, workos.AuthorizationError) as exc:
+            raise _auth_error(exc.status_code or 401) from exc
+        except workos.NotFoundError as exc:
+            raise WorkOSNotFoundError(f"WorkOS answered 404: {exc}", status=404) from exc
+        except (workos.BadRequestError, workos.UnprocessableEntityError) as exc:
+            raise WorkOSInvalidRequestError(f"WorkOS refused the request: {exc}", status=exc.status_code) from exc
+        except workos.RateLimitExceededError as exc:  # safety net: the backend never hands a 429 to the SDK
+            raise WorkOSRateLimitedError(f"WorkOS rate limited the request: {exc}", status=429) from exc
+        except workos.ServerError as exc:
+            raise WorkOSUnavailableError(f"WorkOS server error: {exc}", status=exc.status_code) from exc
+        except workos.WorkOSError as exc:
+            raise WorkOSError(f"WorkOS request failed: {exc}", status=getattr(exc, "status_code", None)) from exc
+        except AttributeError as exc:
+            # Safety net for the SDK's JSON-string 429 bug ('str' object has no attribute 'get').
+            if self._backend.last_status == 429:
+                raise WorkOSRateLimitedError("WorkOS rate limited the request", status=429) from exc
+            raise
+        finally:
+            _current_directory.reset(token)
+
+
+class WorkOSDirectoryApi(_SdkSession):
+    """Directory Sync reads for the reconcile engine: plain dicts, resumable listings, paced, typed errors.
+
+    `directory_id` arguments scope the request to that directory's rate-limit bucket. Listings are lazy, ascending
+    by creation (`order="asc"`) and resume after the item id given as `after`. `pacing_margin` and
+    `adaptive_pacing` are the directory buckets' safety margin and AIMD (see `TokenBucket`; 0 and False restore
+    pacing exactly at the configured rate). `transport` (an httpx2 transport) exists for tests; production leaves it
+    None.
+    """
 
     # ---------------------------------------------------------------------------------------------- listings
 
@@ -682,71 +752,6 @@ class WorkOSDirectoryApi:
         except WorkOSNotFoundError:
             return None
         return group.to_dict()
-
-    # ------------------------------------------------------------------------------------------- lifecycle
-
-    def close(self) -> None:
-        """Close the HTTP connections (idempotent)."""
-        if not self._closed:
-            self._closed = True
-            self._client.close()
-            self._backend.close()
-
-    def __enter__(self) -> WorkOSDirectoryApi:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    # ------------------------------------------------------------------------------------------- internals
-
-    def _iterate(self, directory_id: str | None, first_page: Callable[[], SyncPage[_T]]) -> Iterator[_T]:
-        """All items of a listing; the directory context is set only while a page is being fetched.
-
-        `auto_paging_iter()` fetches page n+1 inside `next()`, so each `next()` runs in the context and error
-        translation; the context is reset before every `yield` so it never leaks into the caller's code.
-        """
-        with self._call(directory_id):
-            items = first_page().auto_paging_iter()
-        while True:
-            with self._call(directory_id):
-                item = next(items, None)
-            if item is None:
-                return
-            yield item
-
-    @contextmanager
-    def _call(self, directory_id: str | None) -> Iterator[None]:
-        """Scope SDK work to a directory and translate whatever it raises into our errors."""
-        if self._closed:
-            raise WorkOSError("WorkOSDirectoryApi is closed")
-        workos = self._workos
-        token = _current_directory.set(directory_id)
-        try:
-            yield
-        except WorkOSError:
-            raise
-        except (workos.AuthenticationError, workos.AuthorizationError) as exc:
-            raise _auth_error(exc.status_code or 401) from exc
-        except workos.NotFoundError as exc:
-            raise WorkOSNotFoundError(f"WorkOS answered 404: {exc}", status=404) from exc
-        except (workos.BadRequestError, workos.UnprocessableEntityError) as exc:
-            raise WorkOSInvalidRequestError(f"WorkOS refused the request: {exc}", status=exc.status_code) from exc
-        except workos.RateLimitExceededError as exc:  # safety net: the backend never hands a 429 to the SDK
-            raise WorkOSRateLimitedError(f"WorkOS rate limited the request: {exc}", status=429) from exc
-        except workos.ServerError as exc:
-            raise WorkOSUnavailableError(f"WorkOS server error: {exc}", status=exc.status_code) from exc
-        except workos.WorkOSError as exc:
-            raise WorkOSError(f"WorkOS request failed: {exc}", status=getattr(exc, "status_code", None)) from exc
-        except AttributeError as exc:
-            # Safety net for the SDK's JSON-string 429 bug ('str' object has no attribute 'get').
-            if self._backend.last_status == 429:
-                raise WorkOSRateLimitedError("WorkOS rate limited the request", status=429) from exc
-            raise
-        finally:
-            _current_directory.reset(token)
 
 
 def _normalise_directory(directory: dict[str, Any]) -> dict[str, Any]:
