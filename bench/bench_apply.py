@@ -26,7 +26,9 @@ from moto import mock_aws
 from dsync.fake_workos import DirectoryModel, populate
 from dsync.local.provision import provision
 from shared.adapters.dynamodb import DirectoryTable
-from shared.apply.applier import Applier, ApplyConfig, InboundMessage, plan_event
+from shared.apply.applier import Applier
+from shared.apply.planning import plan_event
+from shared.apply.ports import ApplyConfig, InboundMessage
 from shared.model import records
 from shared.model.events import DsyncEvent, parse_event
 

@@ -108,7 +108,8 @@ def calibrate(users: int = 200, groups: int = 20) -> Calibration:
         from dsync.fake_workos import DirectoryModel, populate
         from dsync.local.provision import provision
         from shared.adapters.dynamodb import DirectoryTable
-        from shared.apply.applier import Applier, InboundMessage
+        from shared.apply.applier import Applier
+        from shared.apply.ports import InboundMessage
 
         with mock_aws():
             resources = provision(region="us-east-1")

@@ -23,8 +23,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.adapters.dynamodb import DirectoryTable, dynamodb_client
 from shared.adapters.sqs import SqsDeadLetterForwarder, SqsOverflow, SqsWorkQueue
-from shared.apply.applier import Applier, ApplyConfig, InboundMessage, MessageOutcome, Status
+from shared.apply.applier import Applier
 from shared.apply.overflow import OverflowLane
+from shared.apply.ports import ApplyConfig, InboundMessage, MessageOutcome, Status
 from shared.model.events import micros
 from shared.observability import MetricsRecorder, get_logger
 from shared.resources import EVENT_LANE_DYNAMODB_ATTEMPTS, OVERFLOW_LANE_DYNAMODB_ATTEMPTS

@@ -17,7 +17,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared.apply.applier import PermanentStoreError, StoreThrottledError, TransientStoreError
+from shared.apply.ports import PermanentStoreError, StoreThrottledError, TransientStoreError
 from shared.model import schema
 from shared.model.records import ItemKey, Record, StoredVersion
 
@@ -400,7 +400,7 @@ class _TableWrites(_TableReads):
 
 
 class DirectoryTable(_DirectoryQueries, _TableWrites):
-    """Implements `shared.apply.applier.DirectoryStore` and the ports of reconcile, read, purge, lease and the key
+    """Implements `shared.apply.ports.DirectoryStore` and the ports of reconcile, read, purge, lease and the key
     check: one class for the one table, its concerns split above (reads, directory queries, writes)."""
 
 

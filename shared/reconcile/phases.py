@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import ValidationError
 
-from shared.apply.applier import Cascade
+from shared.apply.write_rule import Cascade
 from shared.key_check import WRONG_ENVIRONMENT, KeyView
 from shared.model import records, schema
 from shared.model.events import Directory, DirectoryGroup, DirectoryUser, describe_invalid

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Sequence
 from typing import Any, Protocol
 
-from shared.apply.applier import DirectoryStore
+from shared.apply.ports import DirectoryStore
 from shared.apply.purge import PurgeStore
 from shared.key_check import MirrorDirectories
 from shared.lease import ItemTable

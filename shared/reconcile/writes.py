@@ -11,8 +11,8 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from shared.apply.applier import Cascade, WriteResult, end_memberships, write_record
 from shared.apply.read_back import ReadBack
+from shared.apply.write_rule import Cascade, WriteResult, end_memberships, write_record
 from shared.model import records, schema
 from shared.model.records import Record, StoredVersion
 from shared.reconcile.ports import ReconcileTable

@@ -11,7 +11,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.apply.applier import InboundMessage
+from shared.apply.ports import InboundMessage
 
 DIRECTORY = "directory_01HT0000000000000000000000"
 ORG = "org_01HT0000000000000000000000"

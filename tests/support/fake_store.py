@@ -31,7 +31,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.apply.applier import StoreThrottledError, TransientStoreError
+from shared.apply.ports import StoreThrottledError, TransientStoreError
 from shared.model import schema
 from shared.model.records import ItemKey, Record, StoredVersion
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from shared.apply.applier import Applier, InboundMessage, MessageOutcome, Status, TransientStoreError
+from shared.apply.applier import Applier
+from shared.apply.ports import InboundMessage, MessageOutcome, Status, TransientStoreError
 from shared.apply.purge import purge_directory
 from tests.support.fake_store import FakeDirectoryStore, FakeWorkQueue, LambdaKilledError
 

@@ -14,7 +14,8 @@ from dsync.local.provision import LocalResources
 from functions.apply import handler as apply
 from functions.ingest import handler as ingest
 from shared.adapters.dynamodb import DirectoryTable, dynamodb_client
-from shared.apply.applier import Applier, TransientStoreError
+from shared.apply.applier import Applier
+from shared.apply.ports import TransientStoreError
 from shared.model import lanes
 from shared.model.records import Record
 from shared.read.reader import DirectoryReader

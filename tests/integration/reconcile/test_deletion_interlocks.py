@@ -28,7 +28,8 @@ from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.sqs import SqsEventQueue
 from shared.adapters.workos_api import WorkOSDirectoryApi
 from shared.adapters.workos_client import tail_errors
-from shared.apply.applier import Applier, InboundMessage, Status, StoreThrottledError
+from shared.apply.applier import Applier
+from shared.apply.ports import InboundMessage, Status, StoreThrottledError
 from shared.key_check import KeyCheck, compare
 from shared.lease import Lease
 from shared.model import schema

@@ -21,7 +21,8 @@ from dsync.fake_workos import DirectoryModel, FakeWorkOS, SteppingClock, populat
 from dsync.local.provision import LocalResources
 from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.workos_api import WorkOSDirectoryApi
-from shared.apply.applier import Applier, InboundMessage, Status
+from shared.apply.applier import Applier
+from shared.apply.ports import InboundMessage, Status
 from shared.lease import Lease
 from shared.model import schema
 from shared.model.records import ItemKey, Record

@@ -25,7 +25,8 @@ from shared.adapters.sqs import (
 )
 from shared.adapters.workos_api import WorkOSDirectoryApi, WorkOSInvalidRequestError
 from shared.adapters.workos_client import workos_api
-from shared.apply.applier import Applier, InboundMessage, Status
+from shared.apply.applier import Applier
+from shared.apply.ports import InboundMessage, Status
 from shared.ingest.webhook import EventSource, QueuedEvent
 from shared.key_check import WRONG_ENVIRONMENT
 from shared.model import lanes

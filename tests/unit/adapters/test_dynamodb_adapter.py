@@ -8,7 +8,7 @@ import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 
 from shared.adapters.dynamodb import DirectoryTable
-from shared.apply.applier import StoreThrottledError, TransientStoreError
+from shared.apply.ports import StoreThrottledError, TransientStoreError
 from shared.model import records
 
 pytestmark = pytest.mark.unit

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from shared.apply.applier import Applier, ApplyConfig, InboundMessage, MessageOutcome, Status
+from shared.apply.applier import Applier
+from shared.apply.ports import ApplyConfig, InboundMessage, MessageOutcome, Status
 from shared.model import records, schema
 from shared.read.reader import readable_state
 from tests.support import dsync_events as ev

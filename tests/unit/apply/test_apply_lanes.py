@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from shared.apply.applier import Applier, ApplyConfig, Status, StoreThrottledError
+from shared.apply.applier import Applier
 from shared.apply.overflow import HotDirectories, OverflowLane, OverflowMessage
+from shared.apply.ports import ApplyConfig, Status, StoreThrottledError
 from shared.model import records, schema
 from shared.model.records import ItemKey, Record, StoredVersion
 from tests.support import dsync_events as ev

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from shared.apply.applier import Applier, ApplyConfig, MessageOutcome, Status, StoreThrottledError
+from shared.apply.applier import Applier
 from shared.apply.overflow import OverflowLane, OverflowMessage
+from shared.apply.ports import ApplyConfig, MessageOutcome, Status, StoreThrottledError
 from shared.changes.derive import GROUP_CREATED, MEMBERSHIP_ADDED, USER_PROVISIONED, changes_from_stream_record
 from shared.changes.guard import untrue_events
 from shared.model import records, schema

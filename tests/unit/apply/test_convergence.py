@@ -17,7 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.apply.applier import Applier, InboundMessage
+from shared.apply.applier import Applier
+from shared.apply.ports import InboundMessage
 from shared.ingest.webhook import EventSource
 from shared.model.events import KNOWN_EVENT_TYPES
 from shared.read.reader import readable_state

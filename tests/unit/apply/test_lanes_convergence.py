@@ -29,7 +29,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.apply.applier import Applier, InboundMessage, StoreThrottledError
+from shared.apply.applier import Applier
+from shared.apply.ports import InboundMessage, StoreThrottledError
 from shared.changes.derive import (
     DIRECTORY_DELETED,
     GROUP_DELETED,
