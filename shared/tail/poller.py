@@ -334,8 +334,10 @@ class EventsTail:
         return self._environment
 
 
-class _Polling:
-    """The loop of one invocation: where it reads from, and the cursor it last saw in the table."""
+class _PollingState:
+    """What one invocation knows while it polls: its clock, window and report, where it reads from, the cursor it
+    last saw in the table, what it queued; and the small steps every read shares (queue a page, save the cursor,
+    back off)."""
 
     def __init__(
         self, tail: EventsTail, report: TailReport, *, deadline: float, remaining: Callable[[], float]
@@ -364,75 +366,121 @@ class _Polling:
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.tail.now(), UTC)
 
-    def run(self) -> None:
-        while self.polling():
-            full = self.recheck_once() if self.recheck_due() else self.poll_once()
-            if not full and self.polling():
-                self.tail.pause(max(0.0, min(self.config.idle_poll_seconds, self.deadline - self.tail.monotonic())))
-        self.report.cursor = self.cursor
+    def enqueue(self, events: list[dict[str, Any]]) -> bool:
+        """Queue what this invocation has not queued yet; False (after a backoff) if SQS refused the page."""
+        fresh = [event for event in events if str(event.get("id")) not in self.queued_ids]
+        try:
+            enqueued, parked = self.tail.enqueue(fresh)
+        except EnqueueError as error:
+            self.report.enqueue_failures += 1
+            logger.warning("SQS refused the page; it is read again", extra={"error": str(error)})
+            self.tail.pause(self.config.backoff_seconds)
+            return False
+        self.queued_ids.update(str(event.get("id")) for event in fresh)
+        self.report.polls += 1
+        self.report.last_read_at = self.tail.now()
+        self.report.events_read += len(events)
+        self.report.events_enqueued += enqueued
+        self.report.events_parked += len(parked)
+        self.report.parked_event_ids.extend(reference.event_id for reference in parked)
+        return True
 
-    def polling(self) -> bool:
-        return (
-            self.tail.monotonic() < self.deadline
-            and self.remaining() > self.config.reserve_seconds
-            and self.report.status is TailStatus.OK
-        )
+    def save(self, cursor: Cursor, *, expected: str | None) -> None:
+        if self.tail.cursors.save(cursor, expected_event_id=expected):
+            self.cursor = cursor
+            self.last_heartbeat = self.tail.now()
+        else:
+            logger.warning("another tail moved the cursor: this one stops without writing")
+            self.report.status = TailStatus.SUPERSEDED
 
-    def poll_once(self) -> bool:
-        """One read, its enqueue and the cursor move; True to read again at once (a full page, or after a backoff)."""
-        after = self.cursor.event_id if self.cursor else None
-        range_start = None if after is not None else self.start_within_retention()
-        read_at = self.now()
+    def auth_failed(self, error: Exception) -> None:
+        logger.error("WorkOS rejected the API key: the tail stops until the key is fixed", extra={"error": str(error)})
+        self.report.status, self.report.error = TailStatus.AUTH_FAILED, str(error)
+
+    def unavailable(self, error: Exception) -> None:
+        self.report.rate_limited += int(getattr(error, "status", None) == 429)
+        self.report.unavailable += int(getattr(error, "status", None) != 429)
+        logger.warning("WorkOS Events API unavailable; retrying", extra={"error": str(error)})
+        self.tail.pause(self.config.backoff_seconds)
+
+
+class _EnvironmentGuard(_PollingState):
+    """Nothing of another WorkOS environment is read into the queue: the key is checked before a read by time is
+    queued, and when WorkOS refuses the cursor (then either an environment change stops the tail, or it recovers by
+    time and queues a full reconcile)."""
+
+    def page_of_the_mirrors_environment(self, events: Sequence[dict[str, Any]], why: str) -> bool:
+        """Before a page read by time is queued: a time range has no cursor WorkOS could refuse, so under another
+        environment's key it returns that environment's events, which would be imported. An event of a directory the
+        mirror holds (or a mirror that never held one) is evidence enough, and works while WorkOS's list API is down;
+        otherwise the key's directory listing decides (`environment_ok`). An empty page imports nothing."""
+        if self.environment_confirmed or not events:
+            return True
+        directories = {directory_id_of(str(event.get("event")), event.get("data") or {}) for event in events}
+        if self.tail.environment.mirror_knows_any({d for d in directories if d}):
+            self.environment_confirmed = True
+            return True
+        return self.environment_ok(why)
+
+    def environment_ok(self, why: str, **context: Any) -> bool:
+        """Is the key still of the mirror's environment? Asked once per invocation before anything is read by time
+        (a time range has no cursor WorkOS could refuse, so another environment's key would read that environment's
+        events and import them) and after a refused cursor, unless a cursor read already answered it this
+        invocation. False: the tail stopped (ENVIRONMENT_CHANGED, nothing queued, cursor kept), or the check failed
+        and the tail backed off."""
+        if self.environment_confirmed:
+            return True
         errors = self.tail.errors
         try:
-            events = self.tail.read(after=after, range_start=range_start)
+            same_environment = self.tail.environment.known_directories_visible()
         except errors.auth as error:
             self.auth_failed(error)
             return False
-        except errors.refused as error:
-            if after is None:
-                raise  # a time-range read refused, though within the retention: nothing to fall back to
-            self.recover(str(error))
-            return True
-        except errors.transient as error:
+        except (*errors.refused, *errors.transient) as error:
             self.unavailable(error)
-            return True  # backed off already: read again now
-        if after is not None:
-            # WorkOS answered a read after an event id of the mirror's own stream: events belong to one environment,
-            # so the key is of the mirror's, and no listing is needed to know it (the list API may be down).
-            self.environment_confirmed = True
-        elif not self.page_of_the_mirrors_environment(events, "the tail reads by time"):
-            return True  # stopped (nothing queued), or backed off: `polling()` decides
-        if not self.enqueue(events):
-            return True  # backed off already: the same read again
-        now = self.tail.now()
-        if events:
-            newest = events[-1]
-            self.report.lag_seconds.append(max(0.0, now - parse_time(str(newest["created_at"])).timestamp()))
-            base = self.cursor or Cursor(event_id=None, event_created_at=None, moved_ms=0, polled_ms=0)
-            moved = replace(
-                base,
-                event_id=str(newest["id"]),
-                event_created_at=str(newest["created_at"]),
-                moved_ms=int(now * 1000),
-                polled_ms=int(now * 1000),
-                read_from=None,
+            return False
+        if not same_environment:
+            logger.error(
+                "the tail stops: %s and %s; no reconcile was queued and the cursor is kept",
+                why,
+                WRONG_ENVIRONMENT,
+                extra=context,
             )
-            if range_start is not None:
-                moved = self.with_recheck(moved, range_start=range_start, read_at=read_at, newest=newest)
-            self.save(moved, expected=after)
-            self.range_start = None
-        else:
-            if range_start is not None:
-                # Nothing was visible from the start to the read; anything older than the margin was visible.
-                self.range_start = max(range_start, iso(read_at - self.margin), key=parse_time)
-            if now - self.last_heartbeat >= self.config.heartbeat_every_seconds:
-                base = self.cursor or Cursor(event_id=None, event_created_at=None, moved_ms=0, polled_ms=0)
-                read_from = self.range_start if after is None else None
-                self.save(replace(base, polled_ms=int(now * 1000), read_from=read_from), expected=after)
-        full = len(events) >= self.config.page_size
-        self.report.full_pages += int(full)
-        return full
+            self.report.status, self.report.error = TailStatus.ENVIRONMENT_CHANGED, f"{why} and {WRONG_ENVIRONMENT}"
+            return False
+        self.environment_confirmed = True
+        return True
+
+    def recover(self, reason: str) -> None:
+        """WorkOS refused the cursor (expired past retention, or unknown): re-read by time and repair by reconcile,
+        unless the key sees none of the mirror's directories (another environment's key): then stop, queue nothing
+        and leave the cursor as it is."""
+        assert self.cursor is not None and self.cursor.event_created_at is not None
+        self.environment_confirmed = False  # a refused cursor is a reason to ask again
+        if not self.environment_ok("WorkOS refused the tail's cursor", cursor=self.cursor.event_id, error=reason):
+            return  # stopped (no reconcile queued, cursor kept), or backed off: the next read is refused and asks again
+        now = self.now()
+        since = recovery_start(self.cursor.event_created_at, now, self.config)
+        logger.error(
+            "WorkOS refused the tail's cursor: re-reading by time and queuing a full reconcile",
+            extra={"cursor": self.cursor.event_id, "range_start": iso(since), "error": reason},
+        )
+        self.report.recoveries += 1
+        self.report.reconciles_requested += self.tail.reconciles.request_full_reconcile("events cursor refused")
+        fallback = replace(
+            self.cursor,
+            event_id=None,
+            recovered_ms=int(now.timestamp() * 1000),
+            recovery_reason=reason[:500],
+            read_from=iso(since),
+        )
+        self.save(fallback, expected=self.cursor.event_id)
+        self.range_start = fallback.read_from
+
+
+class _TimeRange(_EnvironmentGuard):
+    """Reads by time: where a time range may start (within WorkOS's retention, moving while nothing arrives), and the
+    re-read of a window a time-range read may have seen only in part."""
 
     def start_within_retention(self) -> str:
         """The time-range start to send: never older than WorkOS keeps events (it may refuse such a start)."""
@@ -508,107 +556,80 @@ class _Polling:
         self.save(done, expected=self.cursor.event_id)
         return True
 
-    def enqueue(self, events: list[dict[str, Any]]) -> bool:
-        """Queue what this invocation has not queued yet; False (after a backoff) if SQS refused the page."""
-        fresh = [event for event in events if str(event.get("id")) not in self.queued_ids]
-        try:
-            enqueued, parked = self.tail.enqueue(fresh)
-        except EnqueueError as error:
-            self.report.enqueue_failures += 1
-            logger.warning("SQS refused the page; it is read again", extra={"error": str(error)})
-            self.tail.pause(self.config.backoff_seconds)
-            return False
-        self.queued_ids.update(str(event.get("id")) for event in fresh)
-        self.report.polls += 1
-        self.report.last_read_at = self.tail.now()
-        self.report.events_read += len(events)
-        self.report.events_enqueued += enqueued
-        self.report.events_parked += len(parked)
-        self.report.parked_event_ids.extend(reference.event_id for reference in parked)
-        return True
+    def poll_once(self) -> bool:
+        """One read by cursor (or by time); `_Polling` implements it."""
+        raise NotImplementedError
 
-    def auth_failed(self, error: Exception) -> None:
-        logger.error("WorkOS rejected the API key: the tail stops until the key is fixed", extra={"error": str(error)})
-        self.report.status, self.report.error = TailStatus.AUTH_FAILED, str(error)
 
-    def unavailable(self, error: Exception) -> None:
-        self.report.rate_limited += int(getattr(error, "status", None) == 429)
-        self.report.unavailable += int(getattr(error, "status", None) != 429)
-        logger.warning("WorkOS Events API unavailable; retrying", extra={"error": str(error)})
-        self.tail.pause(self.config.backoff_seconds)
+class _Polling(_TimeRange):
+    """The loop of one invocation: poll by cursor (or by time while there is none) until the window closes."""
 
-    def save(self, cursor: Cursor, *, expected: str | None) -> None:
-        if self.tail.cursors.save(cursor, expected_event_id=expected):
-            self.cursor = cursor
-            self.last_heartbeat = self.tail.now()
-        else:
-            logger.warning("another tail moved the cursor: this one stops without writing")
-            self.report.status = TailStatus.SUPERSEDED
+    def run(self) -> None:
+        while self.polling():
+            full = self.recheck_once() if self.recheck_due() else self.poll_once()
+            if not full and self.polling():
+                self.tail.pause(max(0.0, min(self.config.idle_poll_seconds, self.deadline - self.tail.monotonic())))
+        self.report.cursor = self.cursor
 
-    def page_of_the_mirrors_environment(self, events: Sequence[dict[str, Any]], why: str) -> bool:
-        """Before a page read by time is queued: a time range has no cursor WorkOS could refuse, so under another
-        environment's key it returns that environment's events, which would be imported. An event of a directory the
-        mirror holds (or a mirror that never held one) is evidence enough, and works while WorkOS's list API is down;
-        otherwise the key's directory listing decides (`environment_ok`). An empty page imports nothing."""
-        if self.environment_confirmed or not events:
-            return True
-        directories = {directory_id_of(str(event.get("event")), event.get("data") or {}) for event in events}
-        if self.tail.environment.mirror_knows_any({d for d in directories if d}):
-            self.environment_confirmed = True
-            return True
-        return self.environment_ok(why)
+    def polling(self) -> bool:
+        return (
+            self.tail.monotonic() < self.deadline
+            and self.remaining() > self.config.reserve_seconds
+            and self.report.status is TailStatus.OK
+        )
 
-    def environment_ok(self, why: str, **context: Any) -> bool:
-        """Is the key still of the mirror's environment? Asked once per invocation before anything is read by time
-        (a time range has no cursor WorkOS could refuse, so another environment's key would read that environment's
-        events and import them) and after a refused cursor, unless a cursor read already answered it this
-        invocation. False: the tail stopped (ENVIRONMENT_CHANGED, nothing queued, cursor kept), or the check failed
-        and the tail backed off."""
-        if self.environment_confirmed:
-            return True
+    def poll_once(self) -> bool:
+        """One read, its enqueue and the cursor move; True to read again at once (a full page, or after a backoff)."""
+        after = self.cursor.event_id if self.cursor else None
+        range_start = None if after is not None else self.start_within_retention()
+        read_at = self.now()
         errors = self.tail.errors
         try:
-            same_environment = self.tail.environment.known_directories_visible()
+            events = self.tail.read(after=after, range_start=range_start)
         except errors.auth as error:
             self.auth_failed(error)
             return False
-        except (*errors.refused, *errors.transient) as error:
+        except errors.refused as error:
+            if after is None:
+                raise  # a time-range read refused, though within the retention: nothing to fall back to
+            self.recover(str(error))
+            return True
+        except errors.transient as error:
             self.unavailable(error)
-            return False
-        if not same_environment:
-            logger.error(
-                "the tail stops: %s and %s; no reconcile was queued and the cursor is kept",
-                why,
-                WRONG_ENVIRONMENT,
-                extra=context,
+            return True  # backed off already: read again now
+        if after is not None:
+            # WorkOS answered a read after an event id of the mirror's own stream: events belong to one environment,
+            # so the key is of the mirror's, and no listing is needed to know it (the list API may be down).
+            self.environment_confirmed = True
+        elif not self.page_of_the_mirrors_environment(events, "the tail reads by time"):
+            return True  # stopped (nothing queued), or backed off: `polling()` decides
+        if not self.enqueue(events):
+            return True  # backed off already: the same read again
+        now = self.tail.now()
+        if events:
+            newest = events[-1]
+            self.report.lag_seconds.append(max(0.0, now - parse_time(str(newest["created_at"])).timestamp()))
+            base = self.cursor or Cursor(event_id=None, event_created_at=None, moved_ms=0, polled_ms=0)
+            moved = replace(
+                base,
+                event_id=str(newest["id"]),
+                event_created_at=str(newest["created_at"]),
+                moved_ms=int(now * 1000),
+                polled_ms=int(now * 1000),
+                read_from=None,
             )
-            self.report.status, self.report.error = TailStatus.ENVIRONMENT_CHANGED, f"{why} and {WRONG_ENVIRONMENT}"
-            return False
-        self.environment_confirmed = True
-        return True
-
-    def recover(self, reason: str) -> None:
-        """WorkOS refused the cursor (expired past retention, or unknown): re-read by time and repair by reconcile,
-        unless the key sees none of the mirror's directories (another environment's key): then stop, queue nothing
-        and leave the cursor as it is."""
-        assert self.cursor is not None and self.cursor.event_created_at is not None
-        self.environment_confirmed = False  # a refused cursor is a reason to ask again
-        if not self.environment_ok("WorkOS refused the tail's cursor", cursor=self.cursor.event_id, error=reason):
-            return  # stopped (no reconcile queued, cursor kept), or backed off: the next read is refused and asks again
-        now = self.now()
-        since = recovery_start(self.cursor.event_created_at, now, self.config)
-        logger.error(
-            "WorkOS refused the tail's cursor: re-reading by time and queuing a full reconcile",
-            extra={"cursor": self.cursor.event_id, "range_start": iso(since), "error": reason},
-        )
-        self.report.recoveries += 1
-        self.report.reconciles_requested += self.tail.reconciles.request_full_reconcile("events cursor refused")
-        fallback = replace(
-            self.cursor,
-            event_id=None,
-            recovered_ms=int(now.timestamp() * 1000),
-            recovery_reason=reason[:500],
-            read_from=iso(since),
-        )
-        self.save(fallback, expected=self.cursor.event_id)
-        self.range_start = fallback.read_from
+            if range_start is not None:
+                moved = self.with_recheck(moved, range_start=range_start, read_at=read_at, newest=newest)
+            self.save(moved, expected=after)
+            self.range_start = None
+        else:
+            if range_start is not None:
+                # Nothing was visible from the start to the read; anything older than the margin was visible.
+                self.range_start = max(range_start, iso(read_at - self.margin), key=parse_time)
+            if now - self.last_heartbeat >= self.config.heartbeat_every_seconds:
+                base = self.cursor or Cursor(event_id=None, event_created_at=None, moved_ms=0, polled_ms=0)
+                read_from = self.range_start if after is None else None
+                self.save(replace(base, polled_ms=int(now * 1000), read_from=read_from), expected=after)
+        full = len(events) >= self.config.page_size
+        self.report.full_pages += int(full)
+        return full
