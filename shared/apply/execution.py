@@ -29,13 +29,49 @@ from shared.model.records import ItemKey, Record, StoredVersion
 
 
 @dataclass
-class BatchExecution:
-    """What a batch's I/O needs: the store, the work queue, the configuration and the clock."""
+class _BatchIO:
+    """What a batch's I/O needs (the store, the work queue, the configuration, the clock), and its smallest steps:
+    one write, one job, one write's outcome."""
 
     store: DirectoryStore
     work_queue: WorkQueue
     config: ApplyConfig
     clock: Callable[[], float]
+
+    def write(self, record: Record) -> tuple[WriteResult, str | None]:
+        return write_record(self.store, record)
+
+    def submit(self, kind: JobKind, directory_id: str, waiting: Sequence[MessageOutcome]) -> None:
+        try:
+            self.work_queue.submit(
+                {
+                    "kind": kind.value,
+                    "directory_id": directory_id,
+                    "reason": waiting[0].event_type,
+                    "requested_at_ms": int(self.clock() * 1000),
+                }
+            )
+        except Exception as error:  # the job is part of applying these events: retry them
+            for outcome in waiting:
+                _fail(outcome, Status.RETRY, f"could not submit {kind.value} job: {error}")
+
+    def record_write(self, outcome: MessageOutcome, result: WriteResult, detail: str | None) -> None:
+        if result is WriteResult.WRITTEN:
+            outcome.writes += 1
+            if outcome.status is Status.NOOP:
+                outcome.status = Status.APPLIED
+        elif result is WriteResult.TRANSIENT:
+            _fail(outcome, Status.RETRY, detail)
+        elif result is WriteResult.THROTTLED:
+            outcome.throttled = True
+            _fail(outcome, Status.RETRY, detail)
+        elif result is WriteResult.PERMANENT:
+            _fail(outcome, Status.FORWARDED, detail)
+
+
+class _BatchReads(_BatchIO):
+    """The batch's reads, one per directory (a throttled partition holds back only its own directory): the stored
+    versions before writing, and the read-back after."""
 
     def read_versions(
         self, plans: Sequence[EventPlan], pool: ThreadPoolExecutor
@@ -109,6 +145,10 @@ class BatchExecution:
             waiting = [outcomes[m] for key in written if key.pk == pk for m in batch.writers.get(key, [])]
             self.submit(JobKind.PURGE, directory_id, waiting)
 
+
+class _BatchWrites(_BatchIO):
+    """The batch's writes in parallel, within its deadline, then its jobs and cascades."""
+
     def write_all(
         self, batch: BatchPlan, outcomes: dict[str, MessageOutcome], pool: ThreadPoolExecutor, deadline: float
     ) -> set[ItemKey]:
@@ -129,12 +169,6 @@ class BatchExecution:
                 self.record_write(outcomes[message_id], result, detail)
         return written
 
-    def submit_jobs(self, batch: BatchPlan, written: set[ItemKey], outcomes: dict[str, MessageOutcome]) -> None:
-        for directory_id, message_ids in batch.purges.items():
-            waiting = [outcomes[m] for m in message_ids if outcomes[m].status is not Status.RETRY]
-            if waiting:
-                self.submit(JobKind.PURGE, directory_id, waiting)
-
     def submit_initial_syncs(self, batch: BatchPlan, outcomes: dict[str, MessageOutcome]) -> None:
         """A new activation's initial-sync job is queued *before* its directory is written: if the job cannot be
         queued, the directory is not written either, so the redelivery finds the activation new and queues it then
@@ -147,6 +181,12 @@ class BatchExecution:
                 batch.writes.pop(key, None)
                 for message_id in batch.writers.pop(key, []):
                     _fail(outcomes[message_id], Status.RETRY, "could not submit the initial-sync job")
+
+    def submit_jobs(self, batch: BatchPlan, written: set[ItemKey], outcomes: dict[str, MessageOutcome]) -> None:
+        for directory_id, message_ids in batch.purges.items():
+            waiting = [outcomes[m] for m in message_ids if outcomes[m].status is not Status.RETRY]
+            if waiting:
+                self.submit(JobKind.PURGE, directory_id, waiting)
 
     def run_cascades(
         self, batch: BatchPlan, outcomes: dict[str, MessageOutcome], pool: ThreadPoolExecutor, deadline: float
@@ -162,38 +202,12 @@ class BatchExecution:
                 elif result.ended and outcome.status is Status.NOOP:
                     outcome.status = Status.APPLIED
 
-    def write(self, record: Record) -> tuple[WriteResult, str | None]:
-        return write_record(self.store, record)
-
-    def record_write(self, outcome: MessageOutcome, result: WriteResult, detail: str | None) -> None:
-        if result is WriteResult.WRITTEN:
-            outcome.writes += 1
-            if outcome.status is Status.NOOP:
-                outcome.status = Status.APPLIED
-        elif result is WriteResult.TRANSIENT:
-            _fail(outcome, Status.RETRY, detail)
-        elif result is WriteResult.THROTTLED:
-            outcome.throttled = True
-            _fail(outcome, Status.RETRY, detail)
-        elif result is WriteResult.PERMANENT:
-            _fail(outcome, Status.FORWARDED, detail)
-
-    def submit(self, kind: JobKind, directory_id: str, waiting: Sequence[MessageOutcome]) -> None:
-        try:
-            self.work_queue.submit(
-                {
-                    "kind": kind.value,
-                    "directory_id": directory_id,
-                    "reason": waiting[0].event_type,
-                    "requested_at_ms": int(self.clock() * 1000),
-                }
-            )
-        except Exception as error:  # the job is part of applying these events: retry them
-            for outcome in waiting:
-                _fail(outcome, Status.RETRY, f"could not submit {kind.value} job: {error}")
-
     def cascade(self, cascade: Cascade, pool: ThreadPoolExecutor, deadline: float) -> CascadeResult:
         if time.monotonic() > deadline:
             return CascadeResult(0, "out of time before cascade; redelivery will finish it")
         expires_at = int(self.clock()) + self.config.tombstone_ttl_seconds
         return end_memberships(self.store, cascade, expires_at=expires_at, pool=pool, deadline=deadline)
+
+
+class BatchExecution(_BatchReads, _BatchWrites):
+    """The execution of one planned batch (`shared.apply.applier.Applier` builds one per batch)."""
