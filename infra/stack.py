@@ -69,8 +69,10 @@ DASHBOARD_URL_OUTPUT = "DashboardUrl"
 ALARM_TOPIC_ARN_OUTPUT = "AlarmTopicArn"
 
 APPLY_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:Query")
-# The tail reads and compare-and-sets its cursor and lease; Query lists the store's directories for a full reconcile.
-TAIL_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query")
+# The tail reads and compare-and-sets its cursor and lease; Query lists the store's directories for a full reconcile
+# and the key check; Scan (table only, stopping at the first directory item) tells whether the mirror ever held one
+# (`shared.key_check`: an empty mirror takes any key, the directories index may lag).
+TAIL_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:Scan")
 TAIL_SCHEDULE = Duration.minutes(1)
 PUBLISH_TABLE_ACTIONS = ("dynamodb:BatchGetItem",)
 RECONCILE_TABLE_ACTIONS = (
@@ -80,6 +82,7 @@ RECONCILE_TABLE_ACTIONS = (
     "dynamodb:DeleteItem",
     "dynamodb:Query",
     "dynamodb:BatchWriteItem",
+    "dynamodb:Scan",  # the key check's "ever held a directory" read (shared.key_check), table only
 )
 
 

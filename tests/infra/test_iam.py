@@ -31,7 +31,8 @@ SQS_KMS = {"kms:GenerateDataKey", "kms:Decrypt"}
 TABLE_KMS = {"kms:Decrypt", "kms:DescribeKey"}
 SECRET_READ = {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
 APPLY_ITEMS = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem"}
-RECONCILE_ITEMS = APPLY_ITEMS | {"dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
+# Scan: the key check's strongly consistent "has the mirror ever held a directory" read (shared.key_check)
+RECONCILE_ITEMS = APPLY_ITEMS | {"dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:Scan"}
 STREAM_READ = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"}
 # Lambda active tracing (enableTracing): the two X-Ray write actions, which have no resource-level permissions.
 XRAY_WRITE = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
