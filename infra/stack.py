@@ -266,8 +266,10 @@ class DirectorySyncStack(Stack):
         self._outputs()
 
     def _tail(self, table: Any) -> PipelineFunction:
-        """The Events API tail: one at a time (reserved concurrency 1, plus its lease), started every minute; a
-        start it cannot take (the previous one still polling) is dropped, not queued for hours of retries."""
+        """The Events API tail, started every minute; one polls at a time by its lease (a start that finds the lease
+        taken returns at once). No reserved concurrency: an account must keep a minimum of unreserved executions
+        (often 10 or 50 on a new account), and reserving one there rolls the first deploy back. A start that fails is
+        dropped, not queued for hours of retries."""
         tail = self._function(
             "Tail",
             TAIL_FUNCTION,
@@ -281,7 +283,6 @@ class DirectorySyncStack(Stack):
                 Env.MAX_DIRECTORY_DELETIONS_PER_WAVE: str(self.config.max_directory_deletions_per_wave),
                 Env.MAX_REMOVAL_SHARE: str(self.config.max_removal_share),
             },
-            reserved_concurrency=1,
         )
         tail.function.configure_async_invoke(max_event_age=Duration.seconds(60), retry_attempts=0)
         self.tail_schedule = events.Rule(
