@@ -41,14 +41,18 @@ def grant_table_actions(
     key: kms.IKey,
     grantee: iam.IGrantable,
     actions: Sequence[str],
+    *,
+    query_table: bool = True,
 ) -> None:
-    """Exactly `actions` on the table; those that work on indexes also on each index ARN (no `index/*`)."""
+    """Exactly `actions` on the table; those that work on indexes also on `index_arns`, the exact indexes the
+    function reads (no `index/*`); `query_table=False` for a function that queries only indexes."""
     item_actions = sorted(set(actions) - INDEX_ACTIONS)
     index_actions = sorted(set(actions) & INDEX_ACTIONS)
     if item_actions:
         iam.Grant.add_to_principal(grantee=grantee, actions=item_actions, resource_arns=[table.table_arn])
     if index_actions:
-        iam.Grant.add_to_principal(grantee=grantee, actions=index_actions, resource_arns=[table.table_arn, *index_arns])
+        resources = [table.table_arn] if query_table else []
+        iam.Grant.add_to_principal(grantee=grantee, actions=index_actions, resource_arns=[*resources, *index_arns])
     key.grant(grantee, *DYNAMODB_KEY_ACTIONS)
 
 

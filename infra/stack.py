@@ -34,6 +34,7 @@ from infra.constructs.pipeline_secrets import PipelineSecrets
 from infra.constructs.webhook_api import WebhookApi
 from infra.constructs.webhook_waf import WebhookWaf
 from infra.grants import QueueOnFailure, allow_cloudwatch_alarms, grant_send, grant_table_actions
+from shared.model.schema import DIRECTORIES_INDEX
 from shared.resources import (
     APPLY_FUNCTION,
     APPLY_MAX_CONCURRENCY,
@@ -178,7 +179,8 @@ class DirectorySyncStack(Stack):
                     max_concurrency=concurrency,
                 )
             )
-        grant_table_actions(table, self.directory.index_arns, self.key, self.apply.role, APPLY_TABLE_ACTIONS)
+        # Apply queries directory partitions only (cascades, versions): no index.
+        grant_table_actions(table, [], self.key, self.apply.role, APPLY_TABLE_ACTIONS)
         grant_send(self.events.dead_letter_queue, self.apply.role)  # permanent failures are forwarded there
         grant_send(self.work.queue, self.apply.role)
         grant_send(self.overflow_queue, self.apply.role)
@@ -212,7 +214,8 @@ class DirectorySyncStack(Stack):
                 max_concurrency=RECONCILE_MAX_CONCURRENCY,
             )
         )
-        grant_table_actions(table, self.directory.index_arns, self.key, self.reconcile.role, RECONCILE_TABLE_ACTIONS)
+        directories = [self.directory.index_arn(DIRECTORIES_INDEX)]  # the wave's and the key check's listing
+        grant_table_actions(table, directories, self.key, self.reconcile.role, RECONCILE_TABLE_ACTIONS)
         grant_send(self.work.queue, self.reconcile.role)
         self.secrets.workos_api_key.grant_read(self.reconcile.role)
 
@@ -224,7 +227,7 @@ class DirectorySyncStack(Stack):
             {Env.CHANGE_BUS_NAME: self.change_bus.bus.event_bus_name, Env.TABLE_NAME: table.table_name},
         )
         # The guard reads a membership's user and group before publishing its addition (shared.changes.guard).
-        grant_table_actions(table, self.directory.index_arns, self.key, self.publish.role, PUBLISH_TABLE_ACTIONS)
+        grant_table_actions(table, [], self.key, self.publish.role, PUBLISH_TABLE_ACTIONS)
         self.publish.function.add_event_source(
             event_sources.DynamoEventSource(
                 table,
@@ -292,7 +295,9 @@ class DirectorySyncStack(Stack):
             schedule=events.Schedule.rate(TAIL_SCHEDULE),
             targets=[targets.LambdaFunction(tail.function, retry_attempts=0)],
         )
-        grant_table_actions(table, self.directory.index_arns, self.key, tail.role, TAIL_TABLE_ACTIONS)
+        # The tail queries only the directories index (the key check, a full reconcile's listing), no partition.
+        directories = [self.directory.index_arn(DIRECTORIES_INDEX)]
+        grant_table_actions(table, directories, self.key, tail.role, TAIL_TABLE_ACTIONS, query_table=False)
         grant_send(self.events.queue, tail.role)
         grant_send(self.work.queue, tail.role)
         self.secrets.workos_api_key.grant_read(tail.role)

@@ -7,7 +7,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from shared.model.schema import GLOBAL_INDEXES, PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
+from shared.model.schema import GLOBAL_INDEXES, PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE, IndexSpec
 
 
 def _string(name: str) -> dynamodb.Attribute:
@@ -44,3 +44,7 @@ class DirectoryTable(Construct):
             )
         # Exact index ARNs (no "index/*" wildcard) for Query grants.
         self.index_arns: list[str] = [f"{self.table.table_arn}/index/{index.name}" for index in GLOBAL_INDEXES]
+
+    def index_arn(self, index: IndexSpec) -> str:
+        """One index's exact ARN, for a Query grant on only the index a function reads."""
+        return f"{self.table.table_arn}/index/{index.name}"

@@ -146,15 +146,20 @@ def test_queue_grants_name_exact_queues(stack: DirectorySyncStack, template: Tem
             assert grants.get(action, set()) == expected_consume.get(fn.spec.name, set()), (fn.spec.name, action)
 
 
-def test_table_grants_name_the_table_and_each_index(stack: DirectorySyncStack, template: Template) -> None:
+def test_table_grants_name_the_table_and_only_the_indexes_each_function_queries(
+    stack: DirectorySyncStack, template: Template
+) -> None:
+    """Issue #19: Query was granted on all four indexes to apply, reconcile and the tail; each needs at most one."""
     table_arn = get_att_arn(stack.directory.table)
-    index_arns = {json.dumps(stack.resolve(index_arn), sort_keys=True) for index_arn in stack.directory.index_arns}
-    assert len(index_arns) == len(schema.GLOBAL_INDEXES)
+    directories = {json.dumps(stack.resolve(stack.directory.index_arn(schema.DIRECTORIES_INDEX)), sort_keys=True)}
     for fn, items in ((stack.apply, APPLY_ITEMS), (stack.reconcile, RECONCILE_ITEMS)):
         grants = role_grants(template, fn)
         for action in items:
             assert grants[action] == arns(table_arn), (fn.spec.name, action)  # item operations: table only
-        assert grants["dynamodb:Query"] == arns(table_arn) | index_arns
+    assert role_grants(template, stack.apply)["dynamodb:Query"] == arns(table_arn)  # partitions, no index
+    assert role_grants(template, stack.reconcile)["dynamodb:Query"] == arns(table_arn) | directories
+    assert stack.tail is not None
+    assert role_grants(template, stack.tail)["dynamodb:Query"] == directories  # no partition of the table
     assert "index/*" not in json.dumps(template.to_json())
 
 
