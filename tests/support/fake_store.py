@@ -184,6 +184,7 @@ class FakeDirectoryStore:
     # --- What the purge uses (`shared.apply.purge.PurgeStore`) -----------------------------------------------------
 
     def get_item(self, key: ItemKey) -> dict[str, Any] | None:
+        self._maybe_throttle("GetItem")
         with self._lock:
             item = self.items.get(key)
             return copy.deepcopy(item) if item is not None else None
@@ -191,9 +192,11 @@ class FakeDirectoryStore:
     def query_partition(
         self, directory_id: str, prefix: str, *, projection: Sequence[str] | None = None, page_size: int | None = None
     ) -> Iterator[dict[str, Any]]:
+        self._maybe_throttle("Query")
         yield from self.partition(directory_id, prefix)
 
     def delete_items(self, keys: Iterable[ItemKey]) -> int:
+        self._maybe_throttle("BatchWriteItem")
         count = 0
         with self._lock:
             for key in keys:
