@@ -12,9 +12,15 @@ from infra.stack import DirectorySyncStack
 
 
 def stack_environment(config: StackConfig, environ: Mapping[str, str]) -> Environment | None:
-    """Account/region from context, else from the CDK CLI's CDK_DEFAULT_*; neither -> environment-agnostic."""
-    account = config.account or environ.get("CDK_DEFAULT_ACCOUNT") or None
-    region = config.region or environ.get("CDK_DEFAULT_REGION") or None
+    """Account/region from context, else from the CDK CLI's CDK_DEFAULT_* when it found credentials; neither ->
+    environment-agnostic.
+
+    Without credentials the CLI still sets CDK_DEFAULT_REGION (to us-east-1 when nothing is configured), so an
+    offline `make synth` would write that region into the template: the CLI's defaults count only together with
+    the account its credentials resolved."""
+    cli_account = environ.get("CDK_DEFAULT_ACCOUNT") or None
+    account = config.account or cli_account
+    region = config.region or (environ.get("CDK_DEFAULT_REGION") if cli_account else None) or None
     if account is None and region is None:
         return None
     return Environment(account=account, region=region)

@@ -5,8 +5,8 @@ arrive as strings, so numbers and booleans ("true"/"false") are parsed leniently
 comma-separated text; anything out of range fails synth with one message that names each bad key.
 
 Optional features, all off by default:
-- `enableWaf`: a WAFv2 web ACL on the API stage (IP reputation list, per-IP rate limit `wafRateLimitPer5Minutes`,
-  bodies over 64 KB blocked); `wafLogging` also logs blocked requests to an `aws-waf-logs-` log group.
+- `enableWaf`: a WAFv2 web ACL on the API stage (IP reputation list, per-IP rate limit `wafRateLimitPer5Minutes`);
+  `wafLogging` also logs blocked requests to an `aws-waf-logs-` log group.
 - `restrictToWorkosIps` / `allowedSourceIps`: an API Gateway resource policy that only lets WorkOS's published
   webhook addresses (and/or the given CIDRs, which are added to them) invoke the API.
 - `enableTracing`: X-Ray active tracing on every function and on the API stage.
@@ -83,6 +83,8 @@ MAX_5XX_MINUTES = 24 * 60
 # AWS WAF rate-based rule limits (requests per 5-minute window per source IP).
 MIN_WAF_RATE_LIMIT = 10
 MAX_WAF_RATE_LIMIT = 2_000_000_000
+# The 2,000 events/s one directory's onboarding is measured at (README, docs/scale.md), from one address.
+DEFAULT_WAF_RATE_LIMIT_PER_5_MINUTES = 2_000 * 300
 # CloudWatch namespaces: ASCII letters, digits and . - _ / # : (no "AWS/" prefix, that is reserved for AWS).
 _NAMESPACE = r"^[A-Za-z0-9._/#:-]{1,255}$"
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -117,7 +119,9 @@ class StackConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
 
-    stack_name: str = Field(default=DEFAULT_STACK_NAME, alias="stackName", pattern=r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
+    # At most 58 characters: the queues are named `<stackName>-<queue>` (SQS allows 80, ".fifo" included) so that each
+    # dead-letter queue can name its sources (`infra.constructs.dead_lettered_queue`).
+    stack_name: str = Field(default=DEFAULT_STACK_NAME, alias="stackName", pattern=r"^[A-Za-z][A-Za-z0-9-]{0,57}$")
     reconcile_rate: str = Field(default="1 hour", alias="reconcileRate")
     log_retention_days: int = Field(default=30, alias="logRetentionDays")
     api_throttle_rate_limit: int = Field(
@@ -160,6 +164,9 @@ class StackConfig(BaseModel):
     )
     # The Events API tail: a stalled sync is silent, so its alarm watches poll age, not errors.
     tail_enabled: bool = Field(default=True, alias="tailEnabled")
+    # Off by default: the lease keeps one tail polling at a time, and a reservation on an account at its minimum of
+    # unreserved executions (10 or 50 on new accounts) rolls the first deploy back.
+    tail_reserved_concurrency: bool = Field(default=False, alias="tailReservedConcurrency")
     tail_bootstrap_hours: float = Field(default=24.0, alias="tailBootstrapHours", gt=0, le=24 * 30)
     alarm_tail_poll_age_seconds: int = Field(default=300, alias="alarmTailPollAgeSeconds", ge=60, le=86_400)
     # A directory WorkOS reports invalid_credentials, unlinked or validating for longer than this raises an alarm
@@ -173,9 +180,12 @@ class StackConfig(BaseModel):
 
     # Edge protection.
     enable_waf: bool = Field(default=False, alias="enableWaf")
-    # WorkOS delivers an initial sync in bursts from a handful of addresses: keep the per-IP limit high.
+    # WorkOS may deliver an initial sync from one address: the default is 2,000 requests/s per address (README).
     waf_rate_limit_per_5_minutes: int = Field(
-        default=20_000, alias="wafRateLimitPer5Minutes", ge=MIN_WAF_RATE_LIMIT, le=MAX_WAF_RATE_LIMIT
+        default=DEFAULT_WAF_RATE_LIMIT_PER_5_MINUTES,
+        alias="wafRateLimitPer5Minutes",
+        ge=MIN_WAF_RATE_LIMIT,
+        le=MAX_WAF_RATE_LIMIT,
     )
     waf_logging: bool = Field(default=False, alias="wafLogging")
     restrict_to_workos_ips: bool = Field(default=False, alias="restrictToWorkosIps")

@@ -24,7 +24,7 @@ from infra.bundling import PROJECT_ROOT, function_code
 from infra.config import StackConfig
 from infra.constructs.alarm_topic import AlarmTopic
 from infra.constructs.change_bus import ChangeBus
-from infra.constructs.dead_lettered_queue import DeadLetteredQueue
+from infra.constructs.dead_lettered_queue import DeadLetteredQueue, queue_name
 from infra.constructs.directory_table import DirectoryTable
 from infra.constructs.encrypted_queue import encrypted_queue
 from infra.constructs.monitoring import AlarmThresholds, PipelineMonitoring, alarm_name_prefix
@@ -33,7 +33,7 @@ from infra.constructs.pipeline_function import PipelineFunction
 from infra.constructs.pipeline_secrets import PipelineSecrets
 from infra.constructs.webhook_api import WebhookApi
 from infra.constructs.webhook_waf import WebhookWaf
-from infra.grants import QueueOnFailure, allow_cloudwatch_alarms, grant_send, grant_table_actions
+from infra.grants import QueueOnFailure, allow_cloudwatch_alarms, grant_secret_read, grant_send, grant_table_actions
 from shared.model.schema import DIRECTORIES_INDEX
 from shared.resources import (
     APPLY_FUNCTION,
@@ -58,6 +58,7 @@ from shared.resources import (
     Outputs,
     QueueSpec,
 )
+from shared.tail.cursor import TAIL_PK
 
 # Failed stream batches (metadata only: shard, sequence numbers) wait here for an operator. Not used by the local
 # stack, which has no stream, hence defined here rather than in shared.resources.
@@ -69,11 +70,16 @@ STREAM_RETRY_ATTEMPTS = 10
 DASHBOARD_URL_OUTPUT = "DashboardUrl"
 ALARM_TOPIC_ARN_OUTPUT = "AlarmTopicArn"
 
+# GetItem: the write rule reads an item back after a retried PutItem is refused, to tell "our earlier attempt landed
+# (a lost response)" from "a newer version won" (`shared.adapters.dynamodb`); rare, but without it apply would fail.
 APPLY_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:Query")
-# The tail reads and compare-and-sets its cursor and lease; Query lists the store's directories for a full reconcile
-# and the key check; Scan (table only, stopping at the first directory item) tells whether the mirror ever held one
-# (`shared.key_check`: an empty mirror takes any key, the directories index may lag).
-TAIL_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:Scan")
+# Query lists the store's directories for a full reconcile and the key check; Scan (table only, stopping at the first
+# directory item) tells whether the mirror ever held one (`shared.key_check`: an empty mirror takes any key, the
+# directories index may lag).
+TAIL_TABLE_ACTIONS = ("dynamodb:Query", "dynamodb:Scan")
+# The tail reads and compare-and-sets its cursor and lease and parks events, all in its own partition (TAIL_PK): these
+# are granted on that partition only (dynamodb:LeadingKeys).
+TAIL_PARTITION_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem")
 TAIL_SCHEDULE = Duration.minutes(1)
 PUBLISH_TABLE_ACTIONS = ("dynamodb:BatchGetItem",)
 RECONCILE_TABLE_ACTIONS = (
@@ -106,19 +112,31 @@ class DirectorySyncStack(Stack):
         self.key = kms.Key(
             self,
             "PipelineKey",
-            description="Encrypts the directory table, the pipeline queues and the WorkOS secrets",
+            description="Encrypts the directory table and the pipeline queues",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        # The credentials get a key of their own: whoever may use the data key (every writer, the queues' producers)
+        # gets no way to the WorkOS API key or the signing secret through it.
+        self.secrets_key = kms.Key(
+            self,
+            "SecretsKey",
+            description="Encrypts the WorkOS API key and webhook signing secret",
             enable_key_rotation=True,
             removal_policy=RemovalPolicy.RETAIN,
         )
         self.directory = DirectoryTable(self, "Directory", key=self.key)
         # Verified WorkOS events, one message group per directory. High-throughput FIFO (dedup and quota per group):
         # a plain FIFO queue takes 300 sends/s, below the API's default throttle.
+        overflow_queue_name = queue_name(config.stack_name, "Overflow", fifo=OVERFLOW_QUEUE.fifo)
         self.events = DeadLetteredQueue(
             self,
             "Events",
             spec=EVENT_QUEUE,
             dead_letter_spec=EVENT_DEAD_LETTER_QUEUE,
             key=self.key,
+            name_prefix=config.stack_name,
+            other_sources=[overflow_queue_name],
             high_throughput_fifo=True,
         )
         # Batches of a directory whose partition is throttled move here (shared.apply.overflow); its dead letters join
@@ -128,18 +146,29 @@ class DirectorySyncStack(Stack):
             "OverflowQueue",
             spec=OVERFLOW_QUEUE,
             key=self.key,
+            queue_name=overflow_queue_name,
             dead_letter_queue=sqs.DeadLetterQueue(
                 max_receive_count=MAX_RECEIVE_COUNT, queue=self.events.dead_letter_queue
             ),
             high_throughput_fifo=True,
         )
         self.work = DeadLetteredQueue(
-            self, "Work", spec=WORK_QUEUE, dead_letter_spec=WORK_DEAD_LETTER_QUEUE, key=self.key
+            self,
+            "Work",
+            spec=WORK_QUEUE,
+            dead_letter_spec=WORK_DEAD_LETTER_QUEUE,
+            key=self.key,
+            name_prefix=config.stack_name,
         )
         self.publish_dead_letter_queue = encrypted_queue(
-            self, "PublishDeadLetterQueue", spec=PUBLISH_DEAD_LETTER_QUEUE, key=self.key
+            self,
+            "PublishDeadLetterQueue",
+            spec=PUBLISH_DEAD_LETTER_QUEUE,
+            key=self.key,
+            # It holds the stream mapping's failure records; no queue may use it as a dead-letter queue.
+            redrive_allow_policy=sqs.RedriveAllowPolicy(redrive_permission=sqs.RedrivePermission.DENY_ALL),
         )
-        self.secrets = PipelineSecrets(self, "Secrets", key=self.key)
+        self.secrets = PipelineSecrets(self, "Secrets", key=self.secrets_key)
         self.change_bus = ChangeBus(self, "Changes", archive_retention=CHANGE_ARCHIVE_RETENTION)
         table = self.directory.table
 
@@ -154,7 +183,7 @@ class DirectorySyncStack(Stack):
             },
         )
         grant_send(self.events.queue, self.ingest.role)
-        self.secrets.webhook_secret.grant_read(self.ingest.role)
+        grant_secret_read(self.secrets.webhook_secret, self.secrets_key, self.ingest.role)
 
         self.apply = self._function(
             "Apply",
@@ -217,7 +246,7 @@ class DirectorySyncStack(Stack):
         directories = [self.directory.index_arn(DIRECTORIES_INDEX)]  # the wave's and the key check's listing
         grant_table_actions(table, directories, self.key, self.reconcile.role, RECONCILE_TABLE_ACTIONS)
         grant_send(self.work.queue, self.reconcile.role)
-        self.secrets.workos_api_key.grant_read(self.reconcile.role)
+        grant_secret_read(self.secrets.workos_api_key, self.secrets_key, self.reconcile.role)
 
         self.tail = self._tail(table) if config.tail_enabled else None
 
@@ -270,13 +299,15 @@ class DirectorySyncStack(Stack):
 
     def _tail(self, table: Any) -> PipelineFunction:
         """The Events API tail, started every minute; one polls at a time by its lease (a start that finds the lease
-        taken returns at once). No reserved concurrency: an account must keep a minimum of unreserved executions
-        (often 10 or 50 on a new account), and reserving one there rolls the first deploy back. A start that fails is
-        dropped, not queued for hours of retries."""
+        taken returns at once). No reserved concurrency by default: an account must keep a minimum of unreserved
+        executions (often 10 or 50 on a new account), and reserving one there rolls the first deploy back;
+        `tailReservedConcurrency` turns a reservation of one on (README "Prerequisites" names the quota it needs). A
+        start that fails is dropped, not queued for hours of retries."""
         tail = self._function(
             "Tail",
             TAIL_FUNCTION,
-            {
+            reserved_concurrency=1 if self.config.tail_reserved_concurrency else None,
+            environment={
                 Env.TABLE_NAME: table.table_name,
                 Env.EVENT_QUEUE_URL: self.events.queue.queue_url,
                 Env.WORK_QUEUE_URL: self.work.queue.queue_url,
@@ -297,10 +328,19 @@ class DirectorySyncStack(Stack):
         )
         # The tail queries only the directories index (the key check, a full reconcile's listing), no partition.
         directories = [self.directory.index_arn(DIRECTORIES_INDEX)]
-        grant_table_actions(table, directories, self.key, tail.role, TAIL_TABLE_ACTIONS, query_table=False)
+        grant_table_actions(
+            table,
+            directories,
+            self.key,
+            tail.role,
+            TAIL_TABLE_ACTIONS,
+            query_table=False,
+            partition_actions=TAIL_PARTITION_ACTIONS,
+            leading_keys=[TAIL_PK],
+        )
         grant_send(self.events.queue, tail.role)
         grant_send(self.work.queue, tail.role)
-        self.secrets.workos_api_key.grant_read(tail.role)
+        grant_secret_read(self.secrets.workos_api_key, self.secrets_key, tail.role)
         return tail
 
     def _monitoring(self) -> None:

@@ -17,6 +17,7 @@ def encrypted_queue(
     *,
     spec: QueueSpec,
     key: kms.IKey,
+    queue_name: str | None = None,
     dead_letter_queue: sqs.DeadLetterQueue | None = None,
     redrive_allow_policy: sqs.RedriveAllowPolicy | None = None,
     high_throughput_fifo: bool = False,
@@ -28,6 +29,7 @@ def encrypted_queue(
     return sqs.Queue(
         scope,
         id_,
+        queue_name=queue_name,
         fifo=spec.fifo or None,
         content_based_deduplication=False if spec.fifo else None,
         # High-throughput FIFO: deduplication and the throughput quota per message group (= per directory) instead

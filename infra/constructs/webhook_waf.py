@@ -1,14 +1,14 @@
 """An optional AWS WAF web ACL in front of the webhook API stage (context `enableWaf`).
 
-Three rules, cheapest verdict first:
+Two rules, cheapest verdict first:
 1. the AWS managed Amazon IP reputation list (known bots, scanners, malicious hosts);
-2. a rate limit per source IP over 5-minute windows. WorkOS delivers an initial sync in bursts from a handful of
-   addresses, so the limit is high (default 20,000 per 5 minutes, ~67 requests/s per address); the stage throttle
-   still bounds the total;
-3. request bodies over the inspection limit are blocked. API Gateway forwards the first 16 KB of a body to WAF
-   unless the web ACL raises the limit; it is raised to 64 KB here and a body past it counts as oversize, which
-   the size rule matches. Directory Sync events are a few KB (one user or group with its attributes); a user with
-   very large custom attributes above 64 KB would be refused with 413 and show up in the rule's metrics.
+2. a rate limit per source IP over 5-minute windows. WorkOS may deliver a directory's initial sync from one address,
+   so the default (600,000 per 5 minutes) is the 2,000 events/s the README promises, per address; the stage
+   throttle still bounds the total.
+
+No body-size rule: WAF inspects at most 64 KB of an API Gateway body, so a size rule blocked valid events between
+64 KB and the 248 KiB the ingest function accepts (issue #19). The ingest function answers 413 past 248 KiB, with
+or without the web ACL; neither rule here reads the body.
 
 Blocked requests never reach the ingest function, so they do not appear in its metrics: every rule publishes
 CloudWatch metrics (namespace AWS/WAFV2) and keeps sampled requests. With `logging`, blocked requests are also
@@ -24,14 +24,10 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
-# API Gateway may forward up to 64 KB of a body to WAF (AssociationConfig; the default is 16 KB).
-BODY_INSPECTION_LIMIT = "KB_64"
-BODY_INSPECTION_LIMIT_BYTES = 64 * 1024
 RATE_WINDOW_SECONDS = 300
 IP_REPUTATION_RULE_GROUP = "AWSManagedRulesAmazonIpReputationList"
 # Status codes of the block responses: WorkOS retries any non-2xx, the codes tell an operator why.
 RATE_LIMITED_STATUS = 429
-TOO_LARGE_STATUS = 413
 SIGNATURE_HEADER = "workos-signature"
 
 
@@ -69,16 +65,9 @@ class WebhookWaf(Construct):
             self,
             "WebAcl",
             scope="REGIONAL",
-            description="WorkOS webhook endpoint: IP reputation, per-IP rate limit, body size limit",
+            description="WorkOS webhook endpoint: IP reputation, per-IP rate limit",
             default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
             visibility_config=_visibility(prefix),
-            association_config=wafv2.CfnWebACL.AssociationConfigProperty(
-                request_body={
-                    "API_GATEWAY": wafv2.CfnWebACL.RequestBodyAssociatedResourceTypeConfigProperty(
-                        default_size_inspection_limit=BODY_INSPECTION_LIMIT
-                    )
-                }
-            ),
             rules=[
                 wafv2.CfnWebACL.RuleProperty(
                     name="IpReputation",
@@ -103,23 +92,6 @@ class WebhookWaf(Construct):
                         )
                     ),
                     visibility_config=_visibility(f"{prefix}-rate-limit"),
-                ),
-                wafv2.CfnWebACL.RuleProperty(
-                    name="BodyLargerThanInspectionLimit",
-                    priority=2,
-                    action=_block(TOO_LARGE_STATUS),
-                    statement=wafv2.CfnWebACL.StatementProperty(
-                        size_constraint_statement=wafv2.CfnWebACL.SizeConstraintStatementProperty(
-                            # MATCH: a body past the inspection limit matches without being inspected.
-                            field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(
-                                body=wafv2.CfnWebACL.BodyProperty(oversize_handling="MATCH")
-                            ),
-                            comparison_operator="GT",
-                            size=BODY_INSPECTION_LIMIT_BYTES,
-                            text_transformations=[wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="NONE")],
-                        )
-                    ),
-                    visibility_config=_visibility(f"{prefix}-body-size"),
                 ),
             ],
         )

@@ -38,6 +38,7 @@ ALTERNATIVE_CONTEXT: dict[str, Any] = {
     "enableWaf": True,
     "wafRateLimitPer5Minutes": "5000",
     "apiGatewayCloudWatchRole": "false",
+    "tailReservedConcurrency": "true",
 }
 
 

@@ -73,6 +73,8 @@ def test_app_synthesizes_with_the_cdk_json_context(tmp_path: Path) -> None:
             ("222222222222", "us-east-2"),
         ),
         ({"region": "ap-southeast-2"}, {}, (None, "ap-southeast-2")),
+        # Offline (no credentials) the CDK CLI still sets CDK_DEFAULT_REGION=us-east-1: the template stays agnostic.
+        ({}, {"CDK_DEFAULT_REGION": "us-east-1"}, None),
     ],
 )
 def test_stack_environment(

@@ -61,7 +61,7 @@ def test_monitoring_and_security_defaults() -> None:
     assert config.alarm_topic_arn is None
     # Every security option is off by default; the API Gateway logging role stays managed by the stack.
     assert config.enable_waf is False
-    assert config.waf_rate_limit_per_5_minutes == 20_000
+    assert config.waf_rate_limit_per_5_minutes == 600_000  # 2,000 requests/s per address
     assert config.waf_logging is False
     assert config.restrict_to_workos_ips is False
     assert config.allowed_source_ips == ()

@@ -143,3 +143,10 @@ def test_the_tail_reserves_no_concurrency_and_a_failed_start_is_dropped(
     assert invoke_config["Properties"]["MaximumRetryAttempts"] == 0
     (rule,) = [r for r in resources(template, "AWS::Events::Rule").values() if "Tail" in json.dumps(r)]
     assert rule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
+
+
+def test_a_tail_reservation_is_an_option(alternative_stack: DirectorySyncStack, alternative_template: Template) -> None:
+    """`tailReservedConcurrency=true` reserves one execution (README "Prerequisites": the account needs a concurrency
+    quota of at least its minimum unreserved executions plus one)."""
+    assert alternative_stack.tail is not None
+    assert props(alternative_template, alternative_stack.tail.function)["ReservedConcurrentExecutions"] == 1

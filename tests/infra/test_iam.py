@@ -10,8 +10,10 @@ import pytest
 from aws_cdk.assertions import Template
 
 from infra.constructs.pipeline_function import PipelineFunction
+from infra.grants import DYNAMODB_READER_KEY_ACTIONS, DYNAMODB_WRITER_KEY_ACTIONS
 from infra.stack import DirectorySyncStack
 from shared.model import schema
+from shared.tail.cursor import TAIL_PK
 from tests.infra.helpers import as_list, get_att_arn, logical_id, policy_statements, ref, resources
 
 pytestmark = pytest.mark.infra
@@ -27,27 +29,32 @@ SQS_CONSUME = {
 SQS_SEND = {"sqs:SendMessage"}
 # SSE-KMS queues: a producer needs GenerateDataKey + Decrypt, a consumer Decrypt.
 SQS_KMS = {"kms:GenerateDataKey", "kms:Decrypt"}
-# CMK-encrypted table and stream: Decrypt (table key) + DescribeKey.
-TABLE_KMS = {"kms:Decrypt", "kms:DescribeKey"}
-SECRET_READ = {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
+# CMK-encrypted table and stream: readers Decrypt (table key) + DescribeKey; writers CDK's grant_write_data set.
+TABLE_KMS = set(DYNAMODB_READER_KEY_ACTIONS)
+TABLE_WRITER_KMS = set(DYNAMODB_WRITER_KEY_ACTIONS)
+# GetSecretValue only (never DescribeSecret); kms:Decrypt on the secrets' own key, through Secrets Manager.
+SECRET_READ = {"secretsmanager:GetSecretValue", "kms:Decrypt"}
 APPLY_ITEMS = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem"}
 # Scan: the key check's strongly consistent "has the mirror ever held a directory" read (shared.key_check)
 RECONCILE_ITEMS = APPLY_ITEMS | {"dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:Scan"}
+TAIL_ITEMS = {"dynamodb:Query", "dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"}
 STREAM_READ = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"}
 # Lambda active tracing (enableTracing): the two X-Ray write actions, which have no resource-level permissions.
 XRAY_WRITE = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
 EXPECTED_ACTIONS = {
     "ingest": LOGS | SQS_SEND | SQS_KMS | SECRET_READ,
-    "apply": LOGS | SQS_CONSUME | SQS_SEND | SQS_KMS | APPLY_ITEMS | {"dynamodb:Query"} | TABLE_KMS,
+    "apply": LOGS | SQS_CONSUME | SQS_SEND | SQS_KMS | APPLY_ITEMS | {"dynamodb:Query"} | TABLE_WRITER_KMS,
     "reconcile": LOGS
     | SQS_CONSUME
     | SQS_SEND
     | SQS_KMS
     | RECONCILE_ITEMS
     | {"dynamodb:Query"}
-    | TABLE_KMS
+    | TABLE_WRITER_KMS
     | SECRET_READ,
+    # Query (the directories index), Scan (the key check); its own partition's items under a LeadingKeys condition.
+    "tail": LOGS | SQS_SEND | SQS_KMS | TAIL_ITEMS | TABLE_WRITER_KMS | SECRET_READ,
     "publish": LOGS
     | SQS_SEND
     | SQS_KMS
@@ -59,7 +66,8 @@ EXPECTED_ACTIONS = {
 
 
 def functions(stack: DirectorySyncStack) -> list[PipelineFunction]:
-    return [stack.ingest, stack.apply, stack.reconcile, stack.publish]
+    assert stack.tail is not None
+    return [stack.ingest, stack.apply, stack.reconcile, stack.publish, stack.tail]
 
 
 def role_grants(template: Template, fn: PipelineFunction) -> dict[str, set[str]]:
@@ -134,6 +142,7 @@ def test_queue_grants_name_exact_queues(stack: DirectorySyncStack, template: Tem
         ),
         "reconcile": arns(get_att_arn(stack.work.queue)),
         "publish": arns(get_att_arn(stack.publish_dead_letter_queue)),
+        "tail": arns(get_att_arn(stack.events.queue), get_att_arn(stack.work.queue)),
     }
     expected_consume = {
         "apply": arns(get_att_arn(stack.events.queue), get_att_arn(stack.overflow_queue)),
@@ -166,21 +175,76 @@ def test_table_grants_name_the_table_and_only_the_indexes_each_function_queries(
 def test_secret_bus_and_stream_grants(stack: DirectorySyncStack, template: Template) -> None:
     ingest = role_grants(template, stack.ingest)
     assert ingest["secretsmanager:GetSecretValue"] == arns(ref(stack.secrets.webhook_secret))
-    reconcile = role_grants(template, stack.reconcile)
-    assert reconcile["secretsmanager:GetSecretValue"] == arns(ref(stack.secrets.workos_api_key))
+    assert stack.tail is not None
+    for fn in (stack.reconcile, stack.tail):
+        assert role_grants(template, fn)["secretsmanager:GetSecretValue"] == arns(ref(stack.secrets.workos_api_key))
+    assert all("secretsmanager:DescribeSecret" not in role_grants(template, fn) for fn in functions(stack))
     publish = role_grants(template, stack.publish)
     assert publish["events:PutEvents"] == arns(get_att_arn(stack.change_bus.bus))
     for action in STREAM_READ:
         assert publish[action] == arns(get_att_arn(stack.directory.table, "StreamArn"))
 
 
-def test_kms_grants_are_on_the_pipeline_key_only(stack: DirectorySyncStack, template: Template) -> None:
+def test_kms_grants_name_their_keys_and_the_secrets_key_only_through_secrets_manager(
+    stack: DirectorySyncStack, template: Template
+) -> None:
+    """Issue #19: one key encrypted the table, the queues and the secrets. The secrets now have their own key, of
+    which a function gets kms:Decrypt only, only if it reads a secret, and only through Secrets Manager."""
     key_arn = arns(get_att_arn(stack.key))
+    secrets_key_arn = get_att_arn(stack.secrets_key)
+    readers = {stack.ingest.spec.name, stack.reconcile.spec.name, "tail"}
     for fn in functions(stack):
         for action, granted in role_grants(template, fn).items():
             if action.startswith("kms:"):
                 # identity policies name the key; the key policy's own statements say "*" (= this key)
-                assert granted <= key_arn | arns("*"), (fn.spec.name, action)
+                assert granted <= key_arn | arns("*", secrets_key_arn), (fn.spec.name, action)
+        on_secrets_key = [
+            statement
+            for statement in policy_statements_of(template, fn)
+            if secrets_key_arn in as_list(statement["Resource"])
+        ]
+        if fn.spec.name not in readers:
+            assert on_secrets_key == [], fn.spec.name
+            continue
+        ((statement,),) = [on_secrets_key]
+        assert statement["Action"] == "kms:Decrypt"
+        via = statement["Condition"]["StringEquals"]["kms:ViaService"]
+        assert "secretsmanager." in json.dumps(via)
+
+
+def test_the_secrets_have_their_own_key(stack: DirectorySyncStack, template: Template) -> None:
+    for secret in (stack.secrets.webhook_secret, stack.secrets.workos_api_key):
+        properties = template.to_json()["Resources"][logical_id(secret)]["Properties"]
+        assert properties["KmsKeyId"] == get_att_arn(stack.secrets_key)
+    # and nothing else uses the secrets key
+    text = json.dumps({k: v for k, v in template.to_json()["Resources"].items() if v["Type"] != "AWS::IAM::Policy"})
+    assert text.count(logical_id(stack.secrets_key)) == 2 + 1  # two secrets, and the key itself
+
+
+def test_the_tail_writes_only_its_own_partition(stack: DirectorySyncStack, template: Template) -> None:
+    """Issue #19: PutItem and DeleteItem on the whole table for a function that touches only `pk = ~TAIL#events`."""
+    assert stack.tail is not None
+    table_arn = get_att_arn(stack.directory.table)
+    item_statements = [
+        statement
+        for statement in policy_statements_of(template, stack.tail)
+        if {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"} & set(as_list(statement["Action"]))
+    ]
+    ((statement,),) = [item_statements]
+    assert set(as_list(statement["Action"])) == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"}
+    assert statement["Resource"] == table_arn
+    assert statement["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [TAIL_PK]}}
+
+
+def policy_statements_of(template: Template, fn: PipelineFunction) -> list[dict[str, Any]]:
+    """The statements of the identity policies attached to the function's role."""
+    role_ref = ref(fn.role)
+    return [
+        statement
+        for policy in resources(template, "AWS::IAM::Policy").values()
+        if role_ref in policy["Properties"]["Roles"]
+        for statement in as_list(policy["Properties"]["PolicyDocument"]["Statement"])
+    ]
 
 
 def test_no_wildcard_actions(variant: tuple[DirectorySyncStack, Template]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from aws_cdk.assertions import Match, Template
 
+from infra.config import ConfigError, StackConfig
 from infra.stack import DirectorySyncStack
 from shared.resources import (
     APPLY_FUNCTION,
@@ -50,8 +51,17 @@ def test_event_queue_redrives_to_a_fifo_dead_letter_queue(stack: DirectorySyncSt
     assert dlq["MaximumMessageSize"] == EVENT_DEAD_LETTER_QUEUE.max_message_bytes
     assert dlq["MessageRetentionPeriod"] == EVENT_DEAD_LETTER_QUEUE.retention_seconds
     assert dlq["KmsMasterKeyId"] == get_att_arn(stack.key)
-    # StartMessageMoveTask needs the DLQ to allow redrive back to its source queue.
-    assert dlq["RedriveAllowPolicy"] == {"redrivePermission": "allowAll"}
+    # Issue #19: it took dead letters from any queue of the account. Now only from the events and overflow queues,
+    # named at synth (no template cycle); StartMessageMoveTask needs the source among them.
+    assert dlq["RedriveAllowPolicy"] == {
+        "redrivePermission": "byQueue",
+        "sourceQueueArns": [
+            queue_arn("WorkosDsyncPipeline-Events.fifo"),
+            queue_arn("WorkosDsyncPipeline-Overflow.fifo"),
+        ],
+    }
+    assert props(template, stack.events.queue)["QueueName"] == "WorkosDsyncPipeline-Events.fifo"
+    assert props(template, stack.overflow_queue)["QueueName"] == "WorkosDsyncPipeline-Overflow.fifo"
 
 
 def test_work_queue_is_standard_with_a_dead_letter_queue(stack: DirectorySyncStack, template: Template) -> None:
@@ -68,7 +78,39 @@ def test_work_queue_is_standard_with_a_dead_letter_queue(stack: DirectorySyncSta
     dlq = props(template, stack.work.dead_letter_queue)
     assert dlq["MessageRetentionPeriod"] == WORK_DEAD_LETTER_QUEUE.retention_seconds
     assert dlq["KmsMasterKeyId"] == get_att_arn(stack.key)
-    assert dlq["RedriveAllowPolicy"] == {"redrivePermission": "allowAll"}
+    assert dlq["RedriveAllowPolicy"] == {
+        "redrivePermission": "byQueue",
+        "sourceQueueArns": [queue_arn("WorkosDsyncPipeline-Work")],
+    }
+
+
+def test_the_publish_dead_letter_queue_is_no_queues_dead_letter_queue(
+    stack: DirectorySyncStack, template: Template
+) -> None:
+    assert props(template, stack.publish_dead_letter_queue)["RedriveAllowPolicy"] == {"redrivePermission": "denyAll"}
+
+
+def test_a_stack_name_too_long_for_the_queue_names_fails_synth() -> None:
+    with pytest.raises(ConfigError, match="stackName"):
+        StackConfig.from_mapping({"stackName": "S" * 59})
+
+
+def queue_arn(name: str) -> dict[str, object]:
+    """The ARN CDK writes for this stack's queue `name` (account and region are pseudo parameters)."""
+    return {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":sqs:",
+                {"Ref": "AWS::Region"},
+                ":",
+                {"Ref": "AWS::AccountId"},
+                f":{name}",
+            ],
+        ]
+    }
 
 
 def test_every_queue_is_encrypted_with_the_pipeline_key(stack: DirectorySyncStack, template: Template) -> None:

@@ -32,4 +32,4 @@ def test_secret_starts_as_a_generated_placeholder(
     generated = secret["GenerateSecretString"]
     assert json.loads(generated["SecretStringTemplate"]) == secret_template
     assert generated["GenerateStringKey"] == "placeholder"
-    assert secret["KmsKeyId"] == get_att_arn(stack.key)
+    assert secret["KmsKeyId"] == get_att_arn(stack.secrets_key)

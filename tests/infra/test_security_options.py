@@ -69,7 +69,6 @@ def test_web_acl_is_regional_and_observable(full_stack: DirectorySyncStack, full
     assert [r["Name"] for r in sorted(acl["Rules"], key=lambda r: r["Priority"])] == [
         "IpReputation",
         "RateLimitPerSourceIp",
-        "BodyLargerThanInspectionLimit",
     ]
     for config in [acl["VisibilityConfig"], *(r["VisibilityConfig"] for r in acl["Rules"])]:
         assert config["CloudWatchMetricsEnabled"] is True
@@ -79,7 +78,7 @@ def test_web_acl_is_regional_and_observable(full_stack: DirectorySyncStack, full
 def test_rate_rule_limits_each_source_ip(full_stack: DirectorySyncStack, full_template: Template) -> None:
     rate = rule(web_acl(full_stack, full_template), "RateLimitPerSourceIp")
     assert rate["Statement"] == {
-        "RateBasedStatement": {"AggregateKeyType": "IP", "Limit": 20_000, "EvaluationWindowSec": 300}
+        "RateBasedStatement": {"AggregateKeyType": "IP", "Limit": 600_000, "EvaluationWindowSec": 300}
     }
     assert rate["Action"] == {"Block": {"CustomResponse": {"ResponseCode": 429}}}
 
@@ -89,21 +88,16 @@ def test_rate_limit_from_context(alternative_stack: DirectorySyncStack, alternat
     assert rate["Statement"]["RateBasedStatement"]["Limit"] == 5000
 
 
-def test_bodies_past_the_64_kb_inspection_limit_are_blocked(
+def test_the_web_acl_refuses_no_body_the_ingest_function_accepts(
     full_stack: DirectorySyncStack, full_template: Template
 ) -> None:
+    """Issue #19: a 64 KB body-size rule (WAF's inspection limit) refused events the ingest function accepts (up to
+    248 KiB); no rule reads the body now, and the default per-address rate is the README's 2,000 events/s."""
     acl = web_acl(full_stack, full_template)
-    assert acl["AssociationConfig"] == {"RequestBody": {"API_GATEWAY": {"DefaultSizeInspectionLimit": "KB_64"}}}
-    size = rule(acl, "BodyLargerThanInspectionLimit")
-    assert size["Statement"] == {
-        "SizeConstraintStatement": {
-            "FieldToMatch": {"Body": {"OversizeHandling": "MATCH"}},
-            "ComparisonOperator": "GT",
-            "Size": 64 * 1024,
-            "TextTransformations": [{"Priority": 0, "Type": "NONE"}],
-        }
-    }
-    assert size["Action"] == {"Block": {"CustomResponse": {"ResponseCode": 413}}}
+    assert "Body" not in json.dumps(acl["Rules"])
+    assert "AssociationConfig" not in acl
+    limit = rule(acl, "RateLimitPerSourceIp")["Statement"]["RateBasedStatement"]["Limit"]
+    assert limit / 300 == 2_000
 
 
 def test_ip_reputation_managed_rule_group(full_stack: DirectorySyncStack, full_template: Template) -> None:

@@ -51,6 +51,8 @@ def test_table_key_and_secrets_survive_stack_deletion(stack: DirectorySyncStack,
         assert resource["UpdateReplacePolicy"] == "Retain", construct.node.path
 
 
-def test_pipeline_key_rotates(stack: DirectorySyncStack, template: Template) -> None:
+def test_both_keys_rotate(stack: DirectorySyncStack, template: Template) -> None:
+    """The pipeline key (table, queues) and the secrets' own key."""
     assert props(template, stack.key)["EnableKeyRotation"] is True
-    template.resource_count_is("AWS::KMS::Key", 1)
+    assert props(template, stack.secrets_key)["EnableKeyRotation"] is True
+    template.resource_count_is("AWS::KMS::Key", 2)
