@@ -22,6 +22,9 @@ class FunctionSpec:
     memory_mb: int
     # Distribution names from requirements.txt that the bundle carries. boto3/botocore come from the Lambda runtime.
     packages: tuple[str, ...]
+    # The settings class its handler loads from the environment ("module.Class"): the deploy check holds the
+    # template's environment to it (`infra.contracts`).
+    settings: str
 
 
 INGEST_FUNCTION = FunctionSpec(
@@ -30,6 +33,7 @@ INGEST_FUNCTION = FunctionSpec(
     timeout_seconds=10,
     memory_mb=512,
     packages=("aws-lambda-powertools",),
+    settings="shared.ingest.settings.IngestSettings",
 )
 APPLY_FUNCTION = FunctionSpec(
     name="apply",
@@ -37,6 +41,7 @@ APPLY_FUNCTION = FunctionSpec(
     timeout_seconds=60,
     memory_mb=512,
     packages=("aws-lambda-powertools", "pydantic", "pydantic-settings"),
+    settings="shared.settings.ApplySettings",
 )
 RECONCILE_FUNCTION = FunctionSpec(
     name="reconcile",
@@ -44,6 +49,7 @@ RECONCILE_FUNCTION = FunctionSpec(
     timeout_seconds=600,
     memory_mb=1024,
     packages=("aws-lambda-powertools", "pydantic", "pydantic-settings", "workos"),
+    settings="shared.settings.ReconcileSettings",
 )
 PUBLISH_FUNCTION = FunctionSpec(
     name="publish",
@@ -51,6 +57,7 @@ PUBLISH_FUNCTION = FunctionSpec(
     timeout_seconds=60,
     memory_mb=256,
     packages=("aws-lambda-powertools", "pydantic", "pydantic-settings"),
+    settings="shared.settings.PublishSettings",
 )
 # The Events API tail: started every minute, it polls for `TAIL_RUN_SECONDS` of it, then stops before the next.
 TAIL_FUNCTION = FunctionSpec(
@@ -59,6 +66,7 @@ TAIL_FUNCTION = FunctionSpec(
     timeout_seconds=75,
     memory_mb=512,
     packages=("aws-lambda-powertools", "pydantic", "pydantic-settings", "workos"),
+    settings="shared.settings.TailSettings",
 )
 FUNCTIONS: tuple[FunctionSpec, ...] = (
     INGEST_FUNCTION,
