@@ -34,7 +34,7 @@ def emitted() -> dict[str, set[frozenset[str]]]:
 
 
 def raw(template: Template) -> dict[str, Any]:
-    return copy.deepcopy(template.to_json())
+    return copy.deepcopy(dict(template.to_json()))
 
 
 def function_id(template: dict[str, Any], name: str) -> str:
