@@ -11,9 +11,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.apply.overflow import OverflowMessage
-from shared.ingest.webhook import EnqueueError, QueuedEvent
+from shared.ingest.webhook import EnqueueError, MessageTooLargeError, QueuedEvent
 from shared.resources import EVENT_QUEUE
-from shared.tail.poller import MessageTooLargeError
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

@@ -126,6 +126,18 @@ class EnqueueError(Exception):
     """The queue did not accept the message; WorkOS must retry."""
 
 
+class MessageTooLargeError(EnqueueError):
+    """The queue measured these events' messages over its size limit and sent nothing: SQS would refuse them on every
+    retry (`shared.adapters.sqs.MAX_MESSAGE_BYTES`). Each comes with the size SQS would count. Here, beside
+    `EnqueueError`, so the SQS adapter (in every bundle) needs nothing of the tail's (pydantic)."""
+
+    def __init__(self, oversized: Sequence[tuple[QueuedEvent, int]], *, limit: int) -> None:
+        ids = ", ".join(f"{event.event_id} ({size} bytes)" for event, size in oversized)
+        super().__init__(f"{len(oversized)} message(s) over SQS's {limit}-byte limit: {ids}")
+        self.oversized = list(oversized)
+        self.limit = limit
+
+
 class NotConfiguredError(Exception):
     """No webhook signing secret is configured yet; WorkOS must retry until an operator sets one."""
 

@@ -22,8 +22,8 @@ likely of another WorkOS environment: the tail stops (`ENVIRONMENT_CHANGED`, met
 queues nothing and leaves its cursor for the right key to continue from.
 
 A page is counted as polled (and poll age reset) only once SQS accepted it. An event whose message cannot fit in SQS
-(`MessageTooLargeError`) is parked: a reference (ids, type, size, time) in the table and the `TailEventsParked`
-metric, and the cursor moves past it; reconcile repairs what it carried.
+(`shared.ingest.webhook.MessageTooLargeError`) is parked: a reference (ids, type, size, time) in the table and the
+`TailEventsParked` metric, and the cursor moves past it; reconcile repairs what it carried.
 """
 
 from __future__ import annotations
@@ -38,7 +38,15 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from shared.ingest.webhook import BatchEventQueue, EnqueueError, EventSource, QueuedEvent, directory_id_of, queued_event
+from shared.ingest.webhook import (
+    BatchEventQueue,
+    EnqueueError,
+    EventSource,
+    MessageTooLargeError,
+    QueuedEvent,
+    directory_id_of,
+    queued_event,
+)
 from shared.key_check import WRONG_ENVIRONMENT
 from shared.lease import Lease
 from shared.model.events import DSYNC_EVENT_TYPES, iso, parse_time
@@ -67,17 +75,6 @@ class EventsApi(Protocol):
         range_end: str | None = None,
         limit: int = 100,
     ) -> EventsPageLike: ...
-
-
-class MessageTooLargeError(EnqueueError):
-    """The queue measured these events' messages over its size limit and sent nothing: SQS would refuse them on every
-    retry (`shared.adapters.sqs.MAX_MESSAGE_BYTES`). Each comes with the size SQS would count."""
-
-    def __init__(self, oversized: Sequence[tuple[QueuedEvent, int]], *, limit: int) -> None:
-        ids = ", ".join(f"{event.event_id} ({size} bytes)" for event, size in oversized)
-        super().__init__(f"{len(oversized)} message(s) over SQS's {limit}-byte limit: {ids}")
-        self.oversized = list(oversized)
-        self.limit = limit
 
 
 class EnvironmentCheck(Protocol):

@@ -8,9 +8,10 @@ WorkOS keeps events for about 30 days and answers at most 30 days per request, s
 30 days back and is read in windows of at most 30 days: `range_start` + `range_end` for the first page, then
 `after` + `range_end` (`after` and `range_start` are mutually exclusive).
 
-An event whose message can never fit in SQS (`shared.tail.poller.MessageTooLargeError`: the tail parks those) cannot be
-replayed either: it is listed in the report's `too_large` and the rest of the window is queued. What it carried is
-repaired by reconciling its directory (`dsync reconcile --directory ID`), which reads WorkOS's state, not events.
+An event whose message can never fit in SQS (`shared.ingest.webhook.MessageTooLargeError`: the tail parks those)
+cannot be replayed either: it is listed in the report's `too_large` and the rest of the window is queued. What it
+carried is repaired by reconciling its directory (`dsync reconcile --directory ID`), which reads WorkOS's state, not
+events.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
-from shared.ingest.webhook import BatchEventQueue, EventSource, QueuedEvent, directory_id_of
+from shared.ingest.webhook import BatchEventQueue, EventSource, MessageTooLargeError, QueuedEvent, directory_id_of
 from shared.model.events import DSYNC_EVENT_TYPES, iso, parse_time
-from shared.tail.poller import EVENTS_API_RETENTION_DAYS, EventsApi, MessageTooLargeError, queue_events
+from shared.tail.poller import EVENTS_API_RETENTION_DAYS, EventsApi, queue_events
 
 MAX_WINDOW = timedelta(days=30)
 

@@ -88,7 +88,11 @@ def test_pip_command_targets_the_lambda_platform_without_runtime_packages() -> N
     assert command[command.index("--constraint") + 1] == str(PROJECT_ROOT / "requirements.txt")
     assert command[-len(RECONCILE_FUNCTION.packages) :] == list(RECONCILE_FUNCTION.packages)
     with pytest.raises(BundlingError, match="Lambda runtime"):
-        pip_install_command(FunctionSpec("x", "functions.x.handler.handler", 1, 128, ("boto3",), "shared.settings.ApplySettings"), "/out", PROJECT_ROOT)
+        pip_install_command(
+            FunctionSpec("x", "functions.x.handler.handler", 1, 128, ("boto3",), "shared.settings.ApplySettings"),
+            "/out",
+            PROJECT_ROOT,
+        )
 
 
 @pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda spec: spec.name)

@@ -11,10 +11,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.adapters.sqs import MAX_MESSAGE_BYTES, too_large
-from shared.ingest.webhook import EnqueueError, QueuedEvent
+from shared.ingest.webhook import EnqueueError, MessageTooLargeError, QueuedEvent
 from shared.model.events import parse_time
 from shared.model.records import ItemKey
-from shared.tail.poller import MessageTooLargeError
 
 
 class ManualClock:

@@ -27,13 +27,12 @@ from shared.adapters.workos_api import WorkOSDirectoryApi, WorkOSInvalidRequestE
 from shared.adapters.workos_client import workos_api
 from shared.apply.applier import Applier
 from shared.apply.ports import InboundMessage, Status
-from shared.ingest.webhook import EventSource, QueuedEvent
+from shared.ingest.webhook import EventSource, MessageTooLargeError, QueuedEvent
 from shared.key_check import WRONG_ENVIRONMENT
 from shared.model import lanes
 from shared.model.events import DSYNC_EVENT_TYPES, iso, parse_time
 from shared.model.records import ItemKey
 from shared.tail.cursor import TAIL_PK, Cursor, CursorStore
-from shared.tail.poller import MessageTooLargeError
 from tests.support.fake_store import FakeDeadLetters
 from tests.support.lambda_context import lambda_context
 
