@@ -29,7 +29,9 @@ def stack_environment(config: StackConfig, environ: Mapping[str, str]) -> Enviro
 def build(app: App, *, environ: Mapping[str, str]) -> DirectorySyncStack:
     """Add the pipeline stack (configured from `app`'s context) and the cdk-nag checks to `app`."""
     config = StackConfig.from_context(app.node)
-    stack = DirectorySyncStack(app, config.stack_name, config=config, env=stack_environment(config, environ))
+    env = stack_environment(config, environ)
+    config.check_rehearsal_account(env.account if env is not None else None)  # rehearsal switches: emulator only
+    stack = DirectorySyncStack(app, config.stack_name, config=config, env=env)
     acknowledge_findings(stack)  # here, not in the stack: infra.nag reads the stack, the stack knows nothing of nag
     register_checks(app)
     return stack

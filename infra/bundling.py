@@ -6,6 +6,11 @@ botocore come from the Lambda runtime and must never be bundled.
 
 The asset hash is computed here (CDK's CUSTOM hash type) from exactly what goes into the bundle, so CDK never
 fingerprints a large directory and an unchanged function re-synthesizes from the cdk.out cache without running pip.
+
+A rehearsal on MiniStack (`rehearsalHostBundles`, `infra.config`) bundles for the host interpreter instead: the same
+layout, with wheels for the Python that runs the synth (MiniStack runs every function on its own interpreter). Its
+asset hash covers the host's interpreter and platform and a marker of its own, so it never equals a real bundle's
+and a real deploy cannot pick a host bundle from the cdk.out cache.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import hashlib
 import shutil
 import subprocess
 import sys
+import sysconfig
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +38,8 @@ RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer"})
 BUNDLE_FORMAT = "1"
 _SKIPPED_PARTS = frozenset({"__pycache__"})
 _SKIPPED_SUFFIXES = frozenset({".pyc", ".pyo"})
+# Marks a host bundle's hash inputs (`asset_hash(host=True)`); a real bundle's never contain it.
+HOST_BUNDLE_MARKER = "rehearsal-host-interpreter"
 
 
 class BundlingError(RuntimeError):
@@ -73,12 +81,20 @@ def bundle_sources(spec: FunctionSpec, project_root: Path) -> list[Path]:
     return [path.relative_to(project_root) for path in files]
 
 
-def pip_install_command(spec: FunctionSpec, output_dir: str, project_root: Path) -> list[str]:
-    """The pip command that installs the spec's packages as Lambda-compatible wheels into `output_dir`."""
+def host_interpreter() -> str:
+    """The interpreter and platform a host bundle is built for, e.g. "cpython-311-linux-x86_64"."""
+    return f"{sys.implementation.cache_tag}-{sysconfig.get_platform()}"
+
+
+def pip_install_command(spec: FunctionSpec, output_dir: str, project_root: Path, *, host: bool = False) -> list[str]:
+    """The pip command that installs the spec's packages as Lambda-compatible wheels into `output_dir`; with `host`,
+    as wheels for this interpreter (a rehearsal's bundle), with no target platform, Python version or
+    implementation."""
     leaked = RUNTIME_PROVIDED.intersection(spec.packages)
     if leaked:
         raise BundlingError(f"{spec.name}: {sorted(leaked)} come from the Lambda runtime and must not be bundled")
     platforms = [arg for platform in LAMBDA_PIP_PLATFORMS for arg in ("--platform", platform)]
+    target = [] if host else ["--implementation", "cp", "--python-version", LAMBDA_PYTHON_VERSION, *platforms]
     return [
         sys.executable,
         "-m",
@@ -90,21 +106,18 @@ def pip_install_command(spec: FunctionSpec, output_dir: str, project_root: Path)
         "--target",
         output_dir,
         "--only-binary=:all:",
-        "--implementation",
-        "cp",
-        "--python-version",
-        LAMBDA_PYTHON_VERSION,
-        *platforms,
+        *target,
         "--constraint",
         str(project_root / REQUIREMENTS_FILE),
         *spec.packages,
     ]
 
 
-def asset_hash(spec: FunctionSpec, project_root: Path = PROJECT_ROOT) -> str:
+def asset_hash(spec: FunctionSpec, project_root: Path = PROJECT_ROOT, *, host: bool = False) -> str:
     """SHA-256 over every input of the bundle: copied files, pinned requirements, target platform, package list."""
     digest = hashlib.sha256()
-    settings = [BUNDLE_FORMAT, LAMBDA_PYTHON_VERSION, LAMBDA_ARCHITECTURE, *LAMBDA_PIP_PLATFORMS, "|", *spec.packages]
+    platform = [HOST_BUNDLE_MARKER, host_interpreter()] if host else [LAMBDA_PYTHON_VERSION, LAMBDA_ARCHITECTURE]
+    settings = [BUNDLE_FORMAT, *platform, *LAMBDA_PIP_PLATFORMS, "|", *spec.packages]
     digest.update("\0".join(settings).encode())
     for relative in [Path(REQUIREMENTS_FILE), *bundle_sources(spec, project_root)]:
         digest.update(b"\0" + relative.as_posix().encode() + b"\0")
@@ -116,18 +129,19 @@ def asset_hash(spec: FunctionSpec, project_root: Path = PROJECT_ROOT) -> str:
 class PipLocalBundling:
     """Builds a function bundle with this interpreter's pip; returning True means CDK never starts Docker."""
 
-    def __init__(self, spec: FunctionSpec, project_root: Path) -> None:
+    def __init__(self, spec: FunctionSpec, project_root: Path, *, host: bool = False) -> None:
         self._spec = spec
         self._project_root = project_root
+        self._host = host
 
     def try_bundle(self, output_dir: str, *, image: DockerImage, **_options: Any) -> bool:
-        build(self._spec, Path(output_dir), project_root=self._project_root)
+        build(self._spec, Path(output_dir), project_root=self._project_root, host=self._host)
         return True
 
 
-def build(spec: FunctionSpec, output_dir: Path, *, project_root: Path = PROJECT_ROOT) -> None:
+def build(spec: FunctionSpec, output_dir: Path, *, project_root: Path = PROJECT_ROOT, host: bool = False) -> None:
     """Install the spec's packages into `output_dir`, then copy the project sources next to them."""
-    run_pip(pip_install_command(spec, str(output_dir), project_root))
+    run_pip(pip_install_command(spec, str(output_dir), project_root, host=host))
     bundled_runtime = sorted(
         name for name in RUNTIME_PROVIDED if (output_dir / name).exists() or any(output_dir.glob(f"{name}-*.dist-info"))
     )
@@ -150,8 +164,8 @@ def run_pip(command: Sequence[str]) -> None:
         raise BundlingError(f"pip failed ({result.returncode}): {' '.join(command)}\n{result.stderr.strip()}")
 
 
-def function_code(spec: FunctionSpec, *, project_root: Path = PROJECT_ROOT) -> lambda_.Code:
-    """The Lambda code asset for `spec`, bundled locally.
+def function_code(spec: FunctionSpec, *, project_root: Path = PROJECT_ROOT, host: bool = False) -> lambda_.Code:
+    """The Lambda code asset for `spec`, bundled locally (with `host`, for this interpreter: a rehearsal only).
 
     The source path is the function's own folder (never the project root, which holds .venv and node_modules);
     with a CUSTOM hash CDK does not fingerprint it. `command` is required by BundlingOptions but never runs:
@@ -161,10 +175,10 @@ def function_code(spec: FunctionSpec, *, project_root: Path = PROJECT_ROOT) -> l
     return lambda_.Code.from_asset(
         str(project_root / "functions" / spec.name),
         asset_hash_type=AssetHashType.CUSTOM,
-        asset_hash=asset_hash(spec, project_root),
+        asset_hash=asset_hash(spec, project_root, host=host),
         bundling=BundlingOptions(
             image=runtime.bundling_image,
             command=["bash", "-c", "echo 'bundled locally by infra/bundling.py'; exit 1"],
-            local=PipLocalBundling(spec, project_root),
+            local=PipLocalBundling(spec, project_root, host=host),
         ),
     )

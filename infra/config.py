@@ -14,6 +14,15 @@ Optional features, all off by default:
   or an existing topic); with neither, alarms only change state.
 `apiGatewayCloudWatchRole` (default true) lets accounts that already have the region-wide API Gateway logging role
 keep theirs: with false the stack does not manage AWS::ApiGateway::Account (stage logging still needs some role).
+
+Rehearsal only (`make rehearse`: the real app deployed into the MiniStack emulator), both off by default and both
+refused at synth for any account but the emulator's `000000000000` (`check_rehearsal_account`, called by
+`infra.application` where the stack's account is known):
+- `rehearsalOmitChangeArchive`: leave the change bus's EventBridge archive out (MiniStack's CloudFormation refuses
+  AWS::Events::Archive);
+- `rehearsalHostBundles`: bundle the functions for the interpreter running the synth, not Lambda's Python and
+  architecture (MiniStack runs every function on its own interpreter); the template still says python3.14/arm64, and
+  the asset hashes differ from real bundles', so a real deploy never reuses one (`infra.bundling`).
 """
 
 from __future__ import annotations
@@ -106,6 +115,10 @@ WORKOS_WEBHOOK_SOURCE_IPS: tuple[str, ...] = (
 )
 
 
+# The account MiniStack (and LocalStack) report; the rehearsal switches are refused for any other.
+EMULATOR_ACCOUNT = "000000000000"
+
+
 def _rate_seconds(match: re.Match[str]) -> int:
     return int(match["amount"]) * {"minute": 60, "hour": 3600, "day": 86400}[match["unit"]]
 
@@ -191,6 +204,10 @@ class StackConfig(BaseModel):
     restrict_to_workos_ips: bool = Field(default=False, alias="restrictToWorkosIps")
     allowed_source_ips: tuple[str, ...] = Field(default=(), alias="allowedSourceIps")
     api_gateway_cloud_watch_role: bool = Field(default=True, alias="apiGatewayCloudWatchRole")
+
+    # Rehearsal only (module docstring): refused for any account but EMULATOR_ACCOUNT.
+    rehearsal_omit_change_archive: bool = Field(default=False, alias="rehearsalOmitChangeArchive")
+    rehearsal_host_bundles: bool = Field(default=False, alias="rehearsalHostBundles")
 
     @field_validator("reconcile_rate")
     @classmethod
@@ -283,6 +300,29 @@ class StackConfig(BaseModel):
         """
         addresses = [*(WORKOS_WEBHOOK_SOURCE_IPS if self.restrict_to_workos_ips else ()), *self.allowed_source_ips]
         return tuple(dict.fromkeys(str(ipaddress.ip_network(address)) for address in addresses))
+
+    @property
+    def rehearsal_switches(self) -> tuple[str, ...]:
+        """The context keys of the rehearsal-only switches that are on."""
+        switches = {
+            "rehearsalOmitChangeArchive": self.rehearsal_omit_change_archive,
+            "rehearsalHostBundles": self.rehearsal_host_bundles,
+        }
+        return tuple(key for key, on in switches.items() if on)
+
+    def check_rehearsal_account(self, account: str | None) -> None:
+        """Refuse the rehearsal switches for any account but the emulator's (`account`: the stack's, None when the
+        synth does not know it), so a real deploy can never leave the archive out or ship host-built bundles."""
+        if self.rehearsal_switches and account != EMULATOR_ACCOUNT:
+            target = f"account {account}" if account else "an unknown account (no `account` context, no credentials)"
+            raise ConfigError(
+                "invalid CDK context for the pipeline stack:\n  "
+                + "\n  ".join(
+                    f"context key {key!r} is for a rehearsal on the MiniStack emulator only (account "
+                    f"{EMULATOR_ACCOUNT}), not for {target}"
+                    for key in self.rehearsal_switches
+                )
+            )
 
     @classmethod
     def from_context(cls, node: Node) -> StackConfig:

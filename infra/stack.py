@@ -169,7 +169,12 @@ class DirectorySyncStack(Stack):
             redrive_allow_policy=sqs.RedriveAllowPolicy(redrive_permission=sqs.RedrivePermission.DENY_ALL),
         )
         self.secrets = PipelineSecrets(self, "Secrets", key=self.secrets_key)
-        self.change_bus = ChangeBus(self, "Changes", archive_retention=CHANGE_ARCHIVE_RETENTION)
+        self.change_bus = ChangeBus(
+            self,
+            "Changes",
+            archive_retention=CHANGE_ARCHIVE_RETENTION,
+            archive=not config.rehearsal_omit_change_archive,
+        )
         table = self.directory.table
 
         self.ingest = self._function(
@@ -409,7 +414,7 @@ class DirectorySyncStack(Stack):
             self,
             id_,
             spec=spec,
-            code=function_code(spec, project_root=self._project_root),
+            code=function_code(spec, project_root=self._project_root, host=self.config.rehearsal_host_bundles),
             environment=environment,
             log_retention=self.config.log_retention,
             metrics_namespace=self.config.metrics_namespace,

@@ -6,12 +6,22 @@ The two build tests run pip against the package index (wheels for Python 3.14 / 
 from __future__ import annotations
 
 import shutil
+import sys
+import sysconfig
 from email.parser import Parser
 from pathlib import Path
 
 import pytest
 
-from infra.bundling import PROJECT_ROOT, BundlingError, asset_hash, build, bundle_sources, pip_install_command
+from infra.bundling import (
+    PROJECT_ROOT,
+    BundlingError,
+    asset_hash,
+    build,
+    bundle_sources,
+    host_interpreter,
+    pip_install_command,
+)
 from shared.resources import (
     FUNCTIONS,
     INGEST_FUNCTION,
@@ -133,3 +143,38 @@ def test_missing_handler_module_fails_clearly(tmp_path: Path) -> None:
     (project / "functions" / "publish" / "handler.py").unlink()
     with pytest.raises(BundlingError, match="handler module"):
         asset_hash(PUBLISH_FUNCTION, project)
+
+
+# --- host bundles: a rehearsal on MiniStack only (`rehearsalHostBundles`) ------------------------------------------
+
+
+def test_host_pip_command_targets_this_interpreter_into_the_same_layout() -> None:
+    real = pip_install_command(RECONCILE_FUNCTION, "/out", PROJECT_ROOT)
+    host = pip_install_command(RECONCILE_FUNCTION, "/out", PROJECT_ROOT, host=True)
+    for flag in ("--platform", "--python-version", "--implementation"):
+        assert flag in real
+        assert flag not in host
+    assert not [arg for arg in host if arg in LAMBDA_PIP_PLATFORMS or arg == LAMBDA_PYTHON_VERSION]
+    # Everything else as for Lambda: this interpreter's pip, wheels only, no bytecode, the same target and pins.
+    assert host[:4] == real[:4] == [sys.executable, "-m", "pip", "install"]
+    assert {"--only-binary=:all:", "--no-compile"} <= set(host)
+    assert host[host.index("--target") + 1] == "/out"
+    assert host[host.index("--constraint") + 1] == str(PROJECT_ROOT / "requirements.txt")
+    assert host[-len(RECONCILE_FUNCTION.packages) :] == list(RECONCILE_FUNCTION.packages)
+    with pytest.raises(BundlingError, match="Lambda runtime"):
+        pip_install_command(
+            FunctionSpec("x", "functions.x.handler.handler", 1, 128, ("boto3",), "shared.settings.ApplySettings"),
+            "/out",
+            PROJECT_ROOT,
+            host=True,
+        )
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda spec: spec.name)
+def test_host_bundle_hash_never_equals_a_real_bundles(spec: FunctionSpec) -> None:
+    real = asset_hash(spec)
+    host = asset_hash(spec, host=True)
+    assert host != real
+    assert asset_hash(spec, host=True) == host  # deterministic: a second rehearsal reuses its bundles
+    assert host not in {asset_hash(other) for other in FUNCTIONS}
+    assert host_interpreter() == f"{sys.implementation.cache_tag}-{sysconfig.get_platform()}"

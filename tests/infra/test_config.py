@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from aws_cdk import App
 from aws_cdk.assertions import Template
 
+from infra.application import build
 from infra.config import WORKOS_WEBHOOK_SOURCE_IPS, ConfigError, StackConfig
 from infra.stack import DirectorySyncStack
 from shared.resources import DEFAULT_METRICS_NAMESPACE, DEFAULT_STACK_NAME
-from tests.infra.helpers import build_stack, get_att_arn, props, resources
+from tests.infra.helpers import SKIP_BUNDLING, build_stack, get_att_arn, props, resources
 
 pytestmark = pytest.mark.infra
 
@@ -208,3 +210,78 @@ def test_tail_bootstrap_hours_reaches_the_function() -> None:
     assert stack.tail is not None
     variables = props(Template.from_stack(stack), stack.tail.function)["Environment"]["Variables"]
     assert variables["TAIL_BOOTSTRAP_HOURS"] == "6"
+
+
+# --- rehearsal-only switches (`make rehearse`): the emulator's account only ---------------------------------------
+
+REHEARSAL_SWITCHES = ("rehearsalOmitChangeArchive", "rehearsalHostBundles")
+EMULATOR = {"account": "000000000000", "region": "us-east-1"}
+
+
+def test_rehearsal_switches_are_off_by_default() -> None:
+    config = StackConfig.from_mapping({})
+    assert (config.rehearsal_omit_change_archive, config.rehearsal_host_bundles) == (False, False)
+    assert config.rehearsal_switches == ()
+    config.check_rehearsal_account(None)  # nothing to refuse
+    config.check_rehearsal_account("123456789012")
+
+
+@pytest.mark.parametrize("switch", REHEARSAL_SWITCHES)
+@pytest.mark.parametrize(
+    ("context", "environ"),
+    [
+        ({"account": "123456789012"}, {}),  # a real account from context
+        ({}, {"CDK_DEFAULT_ACCOUNT": "123456789012", "CDK_DEFAULT_REGION": "eu-west-1"}),  # from the CLI's credentials
+        ({}, {}),  # no account known: not the emulator's either
+    ],
+    ids=["context-account", "cli-account", "unknown-account"],
+)
+def test_rehearsal_switches_refuse_any_account_but_the_emulators(
+    switch: str, context: dict[str, str], environ: dict[str, str]
+) -> None:
+    app = App(context={**SKIP_BUNDLING, **context, switch: "true"})
+    with pytest.raises(ConfigError, match=rf"context key '{switch}' is for a rehearsal on the MiniStack emulator"):
+        build(app, environ=environ)
+    assert not app.node.children  # refused before any stack was added
+
+
+def test_rehearsal_switches_are_accepted_for_the_emulator_account_from_the_cli() -> None:
+    app = App(context={**SKIP_BUNDLING, **dict.fromkeys(REHEARSAL_SWITCHES, "true")})
+    stack = build(app, environ={"CDK_DEFAULT_ACCOUNT": "000000000000", "CDK_DEFAULT_REGION": "us-east-1"})
+    assert stack.config.rehearsal_switches == REHEARSAL_SWITCHES
+
+
+def test_rehearsal_refusal_names_every_switch_that_is_on() -> None:
+    config = StackConfig.from_mapping(dict.fromkeys(REHEARSAL_SWITCHES, "true"))
+    with pytest.raises(ConfigError) as raised:
+        config.check_rehearsal_account("123456789012")
+    assert all(repr(switch) in str(raised.value) for switch in REHEARSAL_SWITCHES)
+    assert "123456789012" in str(raised.value)
+
+
+def test_rehearsal_template_leaves_the_archive_out_and_keeps_the_lambda_runtime(template: Template) -> None:
+    rehearsal = Template.from_stack(build_stack({**EMULATOR, **dict.fromkeys(REHEARSAL_SWITCHES, "true")}))
+    assert resources(rehearsal, "AWS::Events::Archive") == {}
+    assert len(resources(template, "AWS::Events::Archive")) == 1
+    real_functions = resources(template, "AWS::Lambda::Function")
+    rehearsal_functions = resources(rehearsal, "AWS::Lambda::Function")
+    assert rehearsal_functions.keys() == real_functions.keys()
+    for logical, function in rehearsal_functions.items():
+        real = real_functions[logical]["Properties"]
+        assert function["Properties"]["Runtime"] == real["Runtime"] == "python3.14"
+        assert function["Properties"]["Architectures"] == real["Architectures"] == ["arm64"]
+        assert function["Properties"]["Handler"] == real["Handler"]
+        # Host bundles are other assets: a real deploy never picks one up from the cdk.out cache.
+        assert function["Properties"]["Code"]["S3Key"] != real["Code"]["S3Key"]
+
+
+def test_each_rehearsal_switch_changes_only_its_own_part(template: Template) -> None:
+    def code(of: Template) -> dict[str, object]:
+        functions = resources(of, "AWS::Lambda::Function")
+        return {key: value["Properties"]["Code"]["S3Key"] for key, value in functions.items()}
+
+    archive_only = Template.from_stack(build_stack({**EMULATOR, "rehearsalOmitChangeArchive": "true"}))
+    assert resources(archive_only, "AWS::Events::Archive") == {}
+    assert code(archive_only) == code(template)
+    bundles_only = Template.from_stack(build_stack({**EMULATOR, "rehearsalHostBundles": "true"}))
+    assert len(resources(bundles_only, "AWS::Events::Archive")) == 1
