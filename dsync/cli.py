@@ -60,6 +60,12 @@ def cmd_send_test_event(args: argparse.Namespace) -> int:
         delivery = post_signed(args.url, document, secret=args.secret, timeout=args.timeout)
     except OSError as error:
         raise CommandError(f"could not reach {args.url}: {error}") from error
+    directory_id = document["data"].get("directory_id") or document["data"].get("id")
+    print(
+        f"sent {args.event} {delivery.event_id} (directory {directory_id}, a smoke test: apply acknowledges it "
+        f"without storing or publishing anything) to {args.url}",
+        file=sys.stderr,
+    )
     print(f"{delivery.status} {delivery.body.strip()}  ({args.event} {delivery.event_id})")
     return 0 if 200 <= delivery.status < 300 else 1
 

@@ -12,12 +12,13 @@ from shared.read.reader import DirectoryReader
 
 def status(target: Target) -> dict[str, Any]:
     """Queues, the Events API tail and each directory, in one document (see `shared.read.status`)."""
-    from shared.read.status import directory_status, tail_status
+    from shared.read.status import directory_status, smoke_test_status, tail_status
 
     table = DirectoryTable(target.table_name, client=target.client("dynamodb"))
     return {
         **queue_status(target),
         "tail": tail_status(table, now=time.time()),
+        "last_smoke_test": smoke_test_status(table),
         "directories": directory_status(table),
     }
 

@@ -1,5 +1,5 @@
 """`dsync send-test-event`: a realistic signed `dsync.*` event (the fake WorkOS model makes it), POSTed as WorkOS
-would."""
+would, and marked as a smoke test (`shared.model.smoke`): it travels the real path and leaves no trace."""
 
 from __future__ import annotations
 
@@ -14,12 +14,15 @@ from typing import Any
 
 from shared.ingest.signature import signature_header
 from shared.model.events import KNOWN_EVENT_TYPES
+from shared.model.smoke import SMOKE_TEST_DIRECTORY_ID, SMOKE_TEST_EVENT_PREFIX
 
 SAMPLE_EVENT_TYPES = tuple(sorted(KNOWN_EVENT_TYPES))
 
 
-def sample_event(event_type: str, *, seed: int | None = None) -> dict[str, Any]:
-    """A realistic event of `event_type`, produced by the fake WorkOS model (so it has WorkOS's exact shape)."""
+def sample_event(event_type: str, *, seed: int | None = None, smoke_test: bool = True) -> dict[str, Any]:
+    """A realistic event of `event_type`, produced by the fake WorkOS model (so it has WorkOS's exact shape), marked
+    as a smoke test unless `smoke_test=False` (for a local stack or a test receiver only: it would be stored and
+    published as a new tenant, then deleted by the next reconcile)."""
     from dsync.fake_workos import DirectoryModel
 
     model = DirectoryModel(seed=seed if seed is not None else random.randrange(2**31))  # noqa: S311 - not crypto
@@ -46,7 +49,16 @@ def sample_event(event_type: str, *, seed: int | None = None) -> dict[str, Any]:
     matches = [event for event in model.events if event["event"] == event_type]
     if not matches:
         raise ValueError(f"unknown event type {event_type!r}; choose one of {', '.join(SAMPLE_EVENT_TYPES)}")
-    return matches[-1]
+    return matches[-1] if not smoke_test else as_smoke_test(matches[-1], directory)
+
+
+def as_smoke_test(event: dict[str, Any], directory_id: str) -> dict[str, Any]:
+    """The event with both reserved markers (`shared.model.smoke`): its id, and its directory's id wherever it
+    appears, so apply acknowledges it without storing or publishing anything."""
+    text = json.dumps(event).replace(json.dumps(directory_id), json.dumps(SMOKE_TEST_DIRECTORY_ID))
+    marked: dict[str, Any] = json.loads(text)
+    marked["id"] = SMOKE_TEST_EVENT_PREFIX + str(event["id"]).removeprefix("event_")
+    return marked
 
 
 @dataclass(frozen=True)

@@ -117,6 +117,8 @@ def record_metrics(metrics: MetricsRecorder, outcomes: dict[str, MessageOutcome]
             metrics.count("EventsIgnored", EventType=event_type)
         elif outcome.status is Status.MOVED:
             metrics.count("EventsMovedToOverflow")
+        elif outcome.status is Status.SMOKE_TEST:
+            metrics.count("SmokeTestsApplied")
         elif outcome.status is Status.FORWARDED:
             metrics.count("EventsDeadLettered", EventType=event_type)
             metrics.count("EventsDeadLettered")

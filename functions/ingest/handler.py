@@ -89,6 +89,8 @@ def api_gateway_response(result: IngestResult) -> dict[str, Any]:
 def record_metrics(metrics: MetricsRecorder, result: IngestResult) -> None:
     if result.outcome is Outcome.QUEUED:
         metrics.count("WebhooksAccepted")
+        if result.smoke_test:
+            metrics.count("SmokeTestsReceived")
     elif result.outcome is Outcome.IGNORED:
         metrics.count("WebhooksIgnored")
     elif result.reason is Reason.ENQUEUE_FAILED:
@@ -128,6 +130,7 @@ def handle(event: dict[str, Any], deps: IngestDependencies, metrics: MetricsReco
             "event_id": result.event_id,
             "event_type": result.event_type,
             "directory_id": result.directory_id,
+            "smoke_test": result.smoke_test,
         },
     )
     return api_gateway_response(result)

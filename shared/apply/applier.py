@@ -41,14 +41,18 @@ from shared.apply.ports import (
     DirectoryStore,
     InboundMessage,
     MessageOutcome,
+    PermanentStoreError,
     Status,
     StoreThrottledError,
+    TransientStoreError,
     WorkQueue,
     _fail,
 )
+from shared.apply.smoke import smoke_test_record
 from shared.model import lanes
-from shared.model.events import InvalidEventError, UnknownEvent, parse_event
+from shared.model.events import DsyncEvent, InvalidEventError, UnknownEvent, parse_event
 from shared.model.records import RecordTooLargeError
+from shared.model.smoke import AmbiguousSmokeTestError, is_smoke_test
 
 
 @dataclass
@@ -153,11 +157,30 @@ class Applier:
         if isinstance(event, UnknownEvent):
             return MessageOutcome(Status.IGNORED, event_type=event.type, event_id=event.id)
         try:
+            if is_smoke_test(event.id, event.directory_id):
+                return self._acknowledge_smoke_test(event)
+        except AmbiguousSmokeTestError as error:
+            return self._forward(message, str(error))
+        try:
             return plan_event(message, event, expires_at=expires_at)
         except RecordTooLargeError as error:
             outcome = self._forward(message, str(error))
             outcome.event_type, outcome.event_id, outcome.directory_id = event.type, event.id, event.directory_id
             return outcome
+
+    def _acknowledge_smoke_test(self, event: DsyncEvent) -> MessageOutcome:
+        """Nothing of the mirror is written and nothing is published: only when the last smoke test arrived."""
+        outcome = MessageOutcome(
+            Status.SMOKE_TEST, event_type=event.type, event_id=event.id, directory_id=event.directory_id
+        )
+        record = smoke_test_record(
+            event_id=event.id, event_type=event.type, created_at=event.created_at, at_ms=int(self.clock() * 1000)
+        )
+        try:
+            self.store.put_if_newer(record)
+        except (TransientStoreError, PermanentStoreError) as error:
+            _fail(outcome, Status.RETRY, f"could not record the smoke test: {error}")
+        return outcome
 
     def _forward(self, message: InboundMessage, reason: str) -> MessageOutcome:
         try:

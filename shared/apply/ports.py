@@ -67,6 +67,7 @@ class Status(StrEnum):
     FORWARDED = "forwarded"  # can never apply: parked on the dead-letter queue
     MOVED = "moved"  # its directory's partition is throttled: queued on the overflow lane, applied there
     RETRY = "retry"  # transient failure: report it failed so SQS redelivers
+    SMOKE_TEST = "smoke_test"  # a marked test event (`shared.model.smoke`): acknowledged, the mirror untouched
 
 
 @dataclass

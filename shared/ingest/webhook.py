@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from shared.ingest.signature import SIGNATURE_HEADER, SignatureError, verify_signature
 from shared.model import lanes
+from shared.model.smoke import AmbiguousSmokeTestError, is_smoke_test
 
 DSYNC_PREFIX = "dsync."
 DIRECTORY_EVENTS = frozenset({"dsync.activated", "dsync.deleted", "dsync.deactivated"})
@@ -65,11 +66,14 @@ class IngestResult:
     event_id: str | None = None
     event_type: str | None = None
     directory_id: str | None = None
+    smoke_test: bool = False  # a marked test event (`shared.model.smoke`): queued, then acknowledged by apply
 
     def response_body(self) -> dict[str, str]:
         body = {"status": self.outcome.value}
         if self.reason is not None:
             body["reason"] = self.reason.value
+        if self.smoke_test:
+            body["smoke_test"] = "acknowledged without touching the mirror"
         return body
 
 
@@ -94,6 +98,7 @@ class QueuedEvent:
     event_id: str = ""
     source: EventSource = EventSource.WEBHOOK
     directory_id: str = ""
+    smoke_test: bool = False
 
 
 @dataclass(frozen=True)
@@ -179,7 +184,7 @@ def ingest_webhook(
         queue.enqueue(queued)
     except EnqueueError:
         return IngestResult(503, Outcome.FAILED, Reason.ENQUEUE_FAILED, event_id, event_type, directory_id)
-    return IngestResult(200, Outcome.QUEUED, None, event_id, event_type, directory_id)
+    return IngestResult(200, Outcome.QUEUED, None, event_id, event_type, directory_id, smoke_test=queued.smoke_test)
 
 
 def _verify(body: bytes, header: str, *, secrets: WebhookSecrets, limits: IngestLimits, now_ms: int) -> None:
@@ -218,6 +223,10 @@ def queued_event(body: bytes, *, received_at_ms: int, source: EventSource) -> Qu
     group_id = lanes.message_group_id(directory_id, event_type, data)
     if not _SQS_ID.match(group_id):
         return Unqueueable(400, Reason.MALFORMED_EVENT, event_id, event_type)
+    try:
+        smoke_test = is_smoke_test(event_id, directory_id)
+    except AmbiguousSmokeTestError:
+        return Unqueueable(400, Reason.MALFORMED_EVENT, event_id, event_type)
     return QueuedEvent(
         body=body.decode("utf-8"),
         group_id=group_id,
@@ -227,6 +236,7 @@ def queued_event(body: bytes, *, received_at_ms: int, source: EventSource) -> Qu
         received_at_ms=received_at_ms,
         event_id=event_id,
         source=source,
+        smoke_test=smoke_test,
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from shared.model import records, schema
 from shared.model.events import parse_time
 from shared.model.records import ItemKey
+from shared.model.smoke import SMOKE_TEST_PK, SMOKE_TEST_SK
 from shared.read.ports import ReadTable
 from shared.reconcile.health import mirror_counts
 from shared.reconcile.run import LAST_RUN_SK
@@ -42,6 +43,19 @@ def tail_status(table: ReadTable, *, now: float) -> dict[str, Any] | None:
         "recovered_at": _iso_ms(cursor.recovered_ms),
         "recovery_reason": cursor.recovery_reason,
         "running": bool(lease and int(lease.get("lease_until_ms", 0)) > now * 1000),
+    }
+
+
+def smoke_test_status(table: ReadTable) -> dict[str, Any] | None:
+    """The last smoke test apply acknowledged (`shared.model.smoke`): proof the deployed path works end to end."""
+    item = table.get_item(ItemKey(SMOKE_TEST_PK, SMOKE_TEST_SK))
+    if item is None:
+        return None
+    return {
+        "event_id": item.get("event_id"),
+        "event_type": item.get("event_type"),
+        "sent_at": item.get("created_at"),
+        "applied_at": _iso_ms(int(item.get("at_ms", 0))),
     }
 
 

@@ -13,6 +13,9 @@ import pytest
 
 from dsync.commands.webhooks import post_signed
 from dsync.fake_workos import FakeWorkOS, populate
+from dsync.local.subscriber import BusSubscriber
+from shared.changes.derive import DETAIL_TYPES
+from shared.model.smoke import SMOKE_TEST_DIRECTORY_ID
 from tests.e2e.conftest import ROTATED_SECRET, SECRET, RunningStack, dsync, start_local_stack, stop
 from tests.support.histories import project
 
@@ -152,6 +155,7 @@ def test_status_reports_queues_the_tail_and_every_directory(local_stack: Running
         "overflow_queued",
         "overflow_in_flight",
         "tail",
+        "last_smoke_test",
         "directories",
     }
     assert all(isinstance(value, int) for value in queues(status).values())
@@ -180,3 +184,37 @@ def test_local_refuses_to_start_without_a_secret() -> None:
 
 
 __all__ = ["stop"]
+
+
+def test_the_smoke_test_travels_the_real_path_and_leaves_no_trace(
+    local_stack: RunningStack, fake_workos: FakeWorkOS
+) -> None:
+    """Issue #20: the documented smoke test stored a phantom tenant, published it, and the next reconcile deleted it
+    again, so every subscribed app heard a tenant come and go. Now: nothing in the mirror, nothing on the bus."""
+    app = BusSubscriber(
+        sqs=local_stack.client("sqs"),
+        events=local_stack.client("events"),
+        name="app-smoke-test-watch",
+        detail_types=list(DETAIL_TYPES),
+    )
+    sent = []
+    for event_type in ("dsync.user.created", "dsync.group.user_added", "dsync.activated"):
+        result = dsync("send-test-event", "--url", local_stack.webhook_url, "--secret", SECRET, "--event", event_type)
+        assert result.stdout.startswith("200 "), result.stdout
+        assert SMOKE_TEST_DIRECTORY_ID in result.stderr  # it says what it sent
+        sent.append(result.stdout.split()[-1].rstrip(")"))
+    # A real delivery beside it, so that hearing nothing below means something.
+    control = fake_workos.model.create_directory(organization_id="org_01E2ESMOKE")["id"]
+    fake_workos.model.create_user(control, first_name="C", last_name="Ontrol", email="control@smoke.test")
+    deliver(local_stack, fake_workos.model.drain_events(), seed=5, duplicates=0)
+    local_stack.wait_drained()
+    local_stack.wait_until(
+        lambda: any(control in json.dumps(detail) for _, detail in app.poll() + app.heard),
+        timeout=30,
+        what="the control directory's change events",
+    )
+    status = local_stack.status()
+    assert status["last_smoke_test"]["event_id"] in sent
+    assert SMOKE_TEST_DIRECTORY_ID not in [directory["id"] for directory in status["directories"]]
+    assert not any(SMOKE_TEST_DIRECTORY_ID in json.dumps(detail) for _, detail in app.heard)
+    assert status["dead_letters"] == 0
