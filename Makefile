@@ -16,7 +16,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install lint format typecheck pytest test synth demo deploy destroy bench simulate clean
+.PHONY: help install lint format typecheck pytest test synth deploy-check demo deploy destroy bench simulate clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -55,6 +55,10 @@ synth: install ## synthesize the stack into cdk.out/ (offline, cdk-nag on) and c
 	rm -rf cdk.out
 	$(CDK) synth --quiet --no-notices $(CDK_ARGS)
 	$(VENV)/bin/cfn-lint -- cdk.out/$(STACK).template.json
+
+deploy-check: install ## before a deploy: the template's contracts with the code, its IAM call by call, each bundle's imports
+	$(VENV)/bin/pytest -q -n 2 tests/infra/test_contracts.py tests/infra/test_bundle_check.py tests/deploy
+	$(PY) -m infra.deploy_check
 
 demo: install ## run the whole pipeline locally (no AWS account) and check it against the fake WorkOS
 	$(VENV)/bin/dsync demo
