@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from dsync.arguments import http_url, point_in_time, positive_float, positive_int
 from dsync.errors import CommandError
 from shared.resources import DEFAULT_STACK_NAME
 
@@ -29,21 +30,32 @@ def _print_json(document: Any) -> None:
 def _target_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--aws-endpoint",
-        default=os.environ.get("AWS_ENDPOINT_URL"),
+        type=http_url,
+        default=os.environ.get("AWS_ENDPOINT_URL") or None,
         help="AWS endpoint of the local stack, e.g. http://127.0.0.1:4566 (default: $AWS_ENDPOINT_URL); "
         "without it, the deployed stack is used",
     )
     parser.add_argument("--stack", default=DEFAULT_STACK_NAME, help="deployed stack name (default: %(default)s)")
-    parser.add_argument("--region", default=None, help="AWS region (default: $AWS_REGION or us-east-1)")
+    parser.add_argument(
+        "--region",
+        default=None,
+        help="AWS region of the deployed stack (default: $AWS_REGION, else the profile's, as the AWS CLI)",
+    )
+    parser.add_argument("--profile", default=None, help="AWS profile of ~/.aws/config (default: $AWS_PROFILE)")
 
 
 def _target(args: argparse.Namespace) -> Any:
+    """Where the command acts, said on stderr first: a leftover $AWS_ENDPOINT_URL must never pass for production."""
     from dsync.targets import TargetError, resolve_target
 
     try:
-        return resolve_target(aws_endpoint=args.aws_endpoint, stack=args.stack, region=args.region)
+        target = resolve_target(
+            aws_endpoint=args.aws_endpoint, stack=args.stack, region=args.region, profile=args.profile
+        )
     except TargetError as error:
         raise CommandError(str(error)) from error
+    print(f"dsync {args.command}: {target.description}", file=sys.stderr)
+    return target
 
 
 # --- commands ------------------------------------------------------------------------------------------------
@@ -94,6 +106,12 @@ def cmd_redrive(args: argparse.Namespace) -> int:
         f"in order within each of their groups, across {len(report.by_directory)} directory(ies)",
         file=sys.stderr,
     )
+    if report.left:
+        print(
+            f"left {sum(report.left.values())} message(s) that can never apply in the dead-letter queue "
+            f"({', '.join(f'{n} {why}' for why, n in sorted(report.left.items()))}); see docs/runbook.md",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -164,7 +182,8 @@ def _workos_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--workos-base-url",
-        default=os.environ.get("WORKOS_BASE_URL"),
+        type=http_url,
+        default=os.environ.get("WORKOS_BASE_URL") or None,
         help="WorkOS API base URL (default: $WORKOS_BASE_URL or https://api.workos.com)",
     )
 
@@ -204,10 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
     from dsync.commands.webhooks import SAMPLE_EVENT_TYPES
 
     parser = argparse.ArgumentParser(prog="dsync", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     send = commands.add_parser("send-test-event", help="sign and POST a realistic sample event; prints the status")
-    send.add_argument("--url", required=True, help="webhook URL, e.g. the stack's WebhookUrl output")
+    send.add_argument("--url", required=True, type=http_url, help="webhook URL, e.g. the stack's WebhookUrl output")
     send.add_argument("--secret", required=True, help="the endpoint's webhook signing secret")
     send.add_argument(
         "--event",
@@ -216,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TYPE",
         help="event type (default: %(default)s)",
     )
-    send.add_argument("--timeout", type=float, default=15.0, help="seconds (default: %(default)s)")
+    send.add_argument("--timeout", type=positive_float, default=15.0, help="seconds (default: %(default)s)")
     send.set_defaults(func=cmd_send_test_event)
 
     status = commands.add_parser(
@@ -231,17 +251,19 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(func=cmd_export)
 
     redrive = commands.add_parser("redrive", help="move dead-letter messages back to the event queue")
-    redrive.add_argument("--limit", type=int, default=None, help="move at most this many")
+    redrive.add_argument("--limit", type=positive_int, default=None, help="move at most this many")
     _target_arguments(redrive)
     redrive.set_defaults(func=cmd_redrive)
 
     reconcile = commands.add_parser("reconcile", help="run one reconcile now and print its report")
     reconcile.add_argument("--directory", default=None, help="only this directory (default: all)")
     _workos_arguments(reconcile)
-    reconcile.add_argument("--parallelism", type=int, default=4, help="directories at once (default: %(default)s)")
+    reconcile.add_argument(
+        "--parallelism", type=positive_int, default=4, help="directories at once (default: %(default)s)"
+    )
     reconcile.add_argument(
         "--requests-per-second",
-        type=float,
+        type=positive_float,
         default=4.0,
         help="per directory; WorkOS allows 4 on /directory_users (default: %(default)s)",
     )
@@ -266,8 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
     replay = commands.add_parser(
         "replay", help="re-read a window (at most 30 days back) of WorkOS's Events API into the event queue"
     )
-    replay.add_argument("--since", required=True, help="ISO-8601 start, e.g. 2026-11-30T00:00:00Z")
-    replay.add_argument("--until", default=None, help="ISO-8601 end (default: now)")
+    replay.add_argument(
+        "--since", required=True, type=point_in_time, help="start: ISO-8601 (2026-11-30T00:00:00Z) or ago (1h, 2d)"
+    )
+    replay.add_argument(
+        "--until", default=None, type=point_in_time, help="end: ISO-8601 or ago, like --since (default: now)"
+    )
     replay.add_argument("--directory", default=None, help="only this directory's events (default: all)")
     _workos_arguments(replay)
     _target_arguments(replay)
@@ -319,15 +345,44 @@ def _local_commands(commands: Any) -> None:
     demo.set_defaults(func=cmd_demo)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("workos-dsync-pipeline")
+    except PackageNotFoundError:
+        return "unknown (not installed: pip install -e .)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        ReadTimeoutError,
+    )
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
     except CommandError as error:
         print(f"dsync {args.command}: {error}", file=sys.stderr)
-        return 1
+    except (ConnectTimeoutError, ReadTimeoutError, EndpointConnectionError) as error:
+        print(
+            f"dsync {args.command}: cannot reach AWS ({error}); check the endpoint, region and network", file=sys.stderr
+        )
+    except NoCredentialsError:
+        print(f"dsync {args.command}: no AWS credentials (configure a profile, or pass --profile)", file=sys.stderr)
+    except ClientError as error:
+        details = error.response.get("Error", {})
+        print(f"dsync {args.command}: AWS refused: {details.get('Code')}: {details.get('Message')}", file=sys.stderr)
+    except BotoCoreError as error:
+        print(f"dsync {args.command}: AWS call failed: {error}", file=sys.stderr)
     except KeyboardInterrupt:
         return 130
+    return 1
 
 
 if __name__ == "__main__":

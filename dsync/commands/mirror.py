@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from dsync.errors import CommandError
 from dsync.targets import Target
 from shared.adapters.dynamodb import DirectoryTable
+from shared.model import records, schema
 from shared.read.reader import DirectoryReader
 
 
@@ -48,5 +50,10 @@ def queue_status(target: Target) -> dict[str, int]:
 
 
 def export(target: Target, directory_id: str) -> dict[str, Any]:
+    """A directory's readable state; an id the mirror does not hold (a typo, or deleted) is an error, not `{}`."""
     table = DirectoryTable(target.table_name, client=target.client("dynamodb"))
+    stored = table.get_item(records.directory_key(directory_id))
+    if stored is None or stored.get(schema.DELETED_ATTRIBUTE):
+        state = "was deleted" if stored is not None else "is unknown"
+        raise CommandError(f"directory {directory_id!r} {state} in the mirror (`dsync status` lists the directories)")
     return DirectoryReader(table).export(directory_id)

@@ -8,12 +8,13 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from dsync.errors import CommandError
+from dsync.errors import CLI_WORKOS_TIMEOUT_SECONDS, CLI_WORKOS_UNAVAILABLE_RETRIES, CommandError
 from dsync.targets import Target
 from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.secrets import parse_api_key
 from shared.apply.purge import purge_directory
 from shared.key_check import KeyCheck
+from shared.model import records
 from shared.reconcile.deletion_guard import DeletionPolicy
 from shared.reconcile.health import HealthRecorder, workos_counts
 from shared.reconcile.jobs import discover
@@ -111,13 +112,24 @@ def run_reconcile(
     table = DirectoryTable(target.table_name, client=target.client("dynamodb"))
     jobs = InlineJobs(table)
     started = time.monotonic()
-    api = WorkOSDirectoryApi(api_key=key, base_url=base_url, requests_per_second_per_directory=requests_per_second)
+    api = WorkOSDirectoryApi(
+        api_key=key,
+        base_url=base_url,
+        requests_per_second_per_directory=requests_per_second,
+        request_timeout_seconds=CLI_WORKOS_TIMEOUT_SECONDS,
+        unavailable_retries=CLI_WORKOS_UNAVAILABLE_RETRIES,
+    )
     where = base_url or "https://api.workos.com"
     progress = ReconcileProgress(api, enabled=sys.stderr.isatty() if show_progress is None else show_progress)
     wave = None
     policy = DeletionPolicy(confirmed=confirm_deletions)
     try:
         if directory_id:
+            if api.get_directory(directory_id) is None and table.get_item(records.directory_key(directory_id)) is None:
+                raise CommandError(
+                    f"neither WorkOS ({where}) nor the mirror knows directory {directory_id!r}: check the id "
+                    "(`dsync status` lists the mirror's); nothing was changed"
+                )
             directory_ids = [directory_id]
         else:
             wave = discover(api, table, health=HealthRecorder(table), deletions=policy)
@@ -172,7 +184,12 @@ def check_key(target: Target, *, api_key: str | None, base_url: str | None) -> d
     where = base_url or "https://api.workos.com"
     table = DirectoryTable(target.table_name, client=target.client("dynamodb"))
     try:
-        with WorkOSDirectoryApi(api_key=key, base_url=base_url) as api:
+        with WorkOSDirectoryApi(
+            api_key=key,
+            base_url=base_url,
+            request_timeout_seconds=CLI_WORKOS_TIMEOUT_SECONDS,
+            unavailable_retries=CLI_WORKOS_UNAVAILABLE_RETRIES,
+        ) as api:
             view = KeyCheck(api, table).view()
     except WorkOSAuthError as error:
         raise CommandError(f"WorkOS rejected the API key ({where}): {error}") from error

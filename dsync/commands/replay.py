@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dsync.commands.reconcile import ReconcileCommandError, resolve_api_key
-from dsync.errors import CommandError
+from dsync.errors import CLI_WORKOS_TIMEOUT_SECONDS, CLI_WORKOS_UNAVAILABLE_RETRIES, CommandError
 from dsync.targets import Target
 from shared.adapters.dynamodb import DirectoryTable
 from shared.adapters.sqs import SqsEventQueue
@@ -46,7 +46,12 @@ def run_replay(
     except (ReplayWindowError, ReconcileCommandError) as error:
         raise CommandError(str(error)) from error
     queue = SqsEventQueue(target.event_queue_url, client=target.client("sqs"))
-    api = WorkOSDirectoryApi(api_key=key, base_url=base_url)
+    api = WorkOSDirectoryApi(
+        api_key=key,
+        base_url=base_url,
+        request_timeout_seconds=CLI_WORKOS_TIMEOUT_SECONDS,
+        unavailable_retries=CLI_WORKOS_UNAVAILABLE_RETRIES,
+    )
     total = max(1, int((end - start).total_seconds()))
     bar = tqdm(
         total=total,

@@ -525,6 +525,7 @@ class _SdkSession:
         max_rate_limit_retries: int = 5,
         max_retry_after_seconds: float = 60.0,
         request_timeout_seconds: float = 20.0,
+        unavailable_retries: int = _UNAVAILABLE_RETRIES,
         page_size: int = 100,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
@@ -560,6 +561,7 @@ class _SdkSession:
             max_rate_limit_retries=max_rate_limit_retries,
             max_retry_after_seconds=max_retry_after_seconds,
             request_timeout_seconds=request_timeout_seconds,
+            unavailable_retries=unavailable_retries,
             sleep=sleep,
         )
         self._client = workos.WorkOSClient(

@@ -6,6 +6,8 @@ import json
 import random
 import signal
 import socket
+import subprocess
+import sys
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,7 +18,16 @@ from dsync.fake_workos import FakeWorkOS, populate
 from dsync.local.subscriber import BusSubscriber
 from shared.changes.derive import DETAIL_TYPES
 from shared.model.smoke import SMOKE_TEST_DIRECTORY_ID
-from tests.e2e.conftest import ROTATED_SECRET, SECRET, RunningStack, dsync, start_local_stack, stop
+from tests.e2e.conftest import (
+    ROOT,
+    ROTATED_SECRET,
+    SECRET,
+    RunningStack,
+    cli_environment,
+    dsync,
+    start_local_stack,
+    stop,
+)
 from tests.support.histories import project
 
 pytestmark = pytest.mark.e2e
@@ -65,7 +76,8 @@ def test_bad_signatures_are_refused_and_nothing_is_stored(local_stack: RunningSt
         stale = post_signed(local_stack.webhook_url, event, secret=SECRET, timestamp_ms=1_000_000)
         assert stale.status == 401 and json.loads(stale.body)["reason"] == "stale_timestamp"
     assert queues(local_stack.status()) == queues(before)
-    assert local_stack.export(directory_id) == {"directory": None, "users": [], "groups": [], "memberships": []}
+    refused = dsync("export", "--aws-endpoint", local_stack.aws_endpoint, "--directory", directory_id, check=False)
+    assert refused.returncode == 1 and "unknown in the mirror" in refused.stderr  # nothing stored
 
 
 def test_drift_from_lost_webhooks_is_repaired_by_reconcile(local_stack: RunningStack, fake_workos: FakeWorkOS) -> None:
@@ -134,10 +146,13 @@ def test_a_poison_message_is_parked_while_other_directories_flow(
     assert matches_truth(local_stack, fake_workos, healthy)
     assert local_stack.status()["dead_letters"] == dead_before + 1
 
-    redriven = json.loads(dsync("redrive", "--aws-endpoint", local_stack.aws_endpoint).stdout)
-    assert redriven["moved"] == dead_before + 1 and redriven["by_directory"].get(poisoned) == 1
+    # It can never apply: redrive leaves it parked and says so, instead of moving it round in circles.
+    result = dsync("redrive", "--aws-endpoint", local_stack.aws_endpoint)
+    redriven = json.loads(result.stdout)
+    assert redriven["moved"] == 0 and redriven["left"] == {"invalid event": dead_before + 1}
+    assert "left 1 message(s) that can never apply" in result.stderr
     local_stack.wait_drained()
-    assert local_stack.status()["dead_letters"] == dead_before + 1  # it still cannot apply: parked again
+    assert local_stack.status()["dead_letters"] == dead_before + 1
 
 
 def queues(status: dict[str, Any]) -> dict[str, int]:
@@ -197,6 +212,7 @@ def test_the_smoke_test_travels_the_real_path_and_leaves_no_trace(
         name="app-smoke-test-watch",
         detail_types=list(DETAIL_TYPES),
     )
+    dead_before = local_stack.status()["dead_letters"]
     sent = []
     for event_type in ("dsync.user.created", "dsync.group.user_added", "dsync.activated"):
         result = dsync("send-test-event", "--url", local_stack.webhook_url, "--secret", SECRET, "--event", event_type)
@@ -217,4 +233,19 @@ def test_the_smoke_test_travels_the_real_path_and_leaves_no_trace(
     assert status["last_smoke_test"]["event_id"] in sent
     assert SMOKE_TEST_DIRECTORY_ID not in [directory["id"] for directory in status["directories"]]
     assert not any(SMOKE_TEST_DIRECTORY_ID in json.dumps(detail) for _, detail in app.heard)
-    assert status["dead_letters"] == 0
+    assert status["dead_letters"] == dead_before
+
+
+def test_the_local_stack_answers_whatever_region_the_shell_names(local_stack: RunningStack) -> None:
+    """Issue #20: with AWS_REGION=eu-west-1 in the shell, `dsync status` said there was no local stack."""
+    result = subprocess.run(  # noqa: PLW1510 - checked below
+        [sys.executable, "-m", "dsync.cli", "status", "--aws-endpoint", local_stack.aws_endpoint],
+        cwd=ROOT,
+        env=cli_environment(AWS_REGION="eu-west-1", AWS_DEFAULT_REGION="eu-west-1"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "queued" in json.loads(result.stdout)
+    assert f"the local stack at {local_stack.aws_endpoint}" in result.stderr  # it says where it reads

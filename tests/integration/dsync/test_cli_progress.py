@@ -13,6 +13,7 @@ from dsync.commands.reconcile import run_reconcile
 from dsync.commands.redrive import redrive
 from dsync.fake_workos import DirectoryModel, FakeWorkOS, populate
 from dsync.targets import Target
+from tests.support import dsync_events as ev
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +48,7 @@ def test_redrive_counts_messages_moved(target: Target, capsys: pytest.CaptureFix
     for index in range(3):
         sqs.send_message(
             QueueUrl=target.dead_letter_queue_url,
-            MessageBody=json.dumps({"id": f"event_{index}"}),
+            MessageBody=json.dumps(ev.event("dsync.user.created", ev.user(), created=index, event_id=f"event_{index}")),
             MessageGroupId="directory_1",
             MessageDeduplicationId=f"event_{index}",
         )
