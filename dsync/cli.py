@@ -174,6 +174,50 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_connect(args: argparse.Namespace) -> int:
+    from dsync.commands.connect import connect, read_api_key
+
+    target = _target(args)
+    report = connect(
+        target,
+        api_key=read_api_key(),
+        webhook_url=args.webhook_url,
+        base_url=args.workos_base_url,
+        wait_seconds=args.wait,
+    )
+    _print_json(report)
+    print(
+        f"connected: WorkOS sends {len(report['events'])} dsync.* event types to {report['webhook_url']}; the smoke "
+        f"test was applied after {report['smoke_test']['applied_after_seconds']} s. Next: `dsync portal-link "
+        "--organization org_...` for each customer",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_portal_link(args: argparse.Namespace) -> int:
+    from dsync.commands.connect import portal_link, read_api_key
+    from dsync.commands.reconcile import ReconcileCommandError, resolve_api_key
+
+    if args.workos_api_key or os.environ.get("WORKOS_API_KEY"):
+        key = args.workos_api_key or read_api_key()
+    else:
+        try:
+            key = resolve_api_key(_target(args), None)  # the stack's secret
+        except ReconcileCommandError as error:
+            raise CommandError(str(error)) from error
+    link = portal_link(
+        key, organization_id=args.organization, it_contacts=args.it_contact, base_url=args.workos_base_url
+    )
+    print(link)
+    print(
+        f"send this link to {', '.join(args.it_contact) or 'the customer'}'s IT admin: it opens WorkOS's Admin Portal "
+        f"to connect {args.organization}'s directory; the link is short-lived",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _workos_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workos-api-key",
@@ -299,8 +343,41 @@ def build_parser() -> argparse.ArgumentParser:
     _target_arguments(replay)
     replay.set_defaults(func=cmd_replay)
 
+    _onboarding_commands(commands)
     _local_commands(commands)
     return parser
+
+
+def _onboarding_commands(commands: Any) -> None:
+    """`dsync connect` and `dsync portal-link`: from nothing to a connected directory."""
+    connect = commands.add_parser(
+        "connect",
+        help="create the WorkOS webhook endpoint for the stack, store its secret and the API key "
+        "($WORKOS_API_KEY or prompted, never echoed), and prove it with a smoke test",
+    )
+    connect.add_argument("--webhook-url", type=http_url, default=None, help="default: the stack's WebhookUrl output")
+    connect.add_argument(
+        "--workos-base-url",
+        type=http_url,
+        default=os.environ.get("WORKOS_BASE_URL") or None,
+        help="WorkOS API base URL (default: $WORKOS_BASE_URL or https://api.workos.com)",
+    )
+    connect.add_argument(
+        "--wait", type=positive_float, default=90.0, help="seconds to wait for the smoke test (default: %(default)s)"
+    )
+    _target_arguments(connect)
+    connect.set_defaults(func=cmd_connect)
+
+    portal = commands.add_parser(
+        "portal-link", help="the Admin Portal link a customer's IT admin opens to connect their directory"
+    )
+    portal.add_argument("--organization", required=True, help="the customer's WorkOS organization id (org_...)")
+    portal.add_argument(
+        "--it-contact", action="append", default=[], metavar="EMAIL", help="IT admin email (repeatable, at most 20)"
+    )
+    _workos_arguments(portal)
+    _target_arguments(portal)
+    portal.set_defaults(func=cmd_portal_link)
 
 
 def _local_commands(commands: Any) -> None:

@@ -48,6 +48,7 @@ class Target:
     overflow_queue_url: str | None = None  # None for a stack deployed before the overflow lane
     webhook_secret_id: str | None = None
     workos_api_key_secret_id: str | None = None
+    webhook_url: str | None = None  # the deployed stack's API (the local stack's gateway is not known here)
     session: boto3.Session | None = field(default=None, compare=False, repr=False)
 
     def client(self, service: str) -> Any:
@@ -151,6 +152,7 @@ def _deployed(stack: str, region: str, session: boto3.Session) -> Target:
             overflow_queue_url=outputs.get(Outputs.OVERFLOW_QUEUE_URL),
             webhook_secret_id=outputs.get(Outputs.WEBHOOK_SECRET_ARN),
             workos_api_key_secret_id=outputs.get(Outputs.WORKOS_API_KEY_SECRET_ARN),
+            webhook_url=outputs.get(Outputs.WEBHOOK_URL),
         )
     except KeyError as error:
         raise TargetError(f"stack {stack!r} has no output {error}: is it this project's stack?") from error

@@ -45,6 +45,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from dsync.fake_workos.ids import ULID_PATTERN, ulid_part
 from dsync.fake_workos.model import DirectoryModel, JsonDict, parse_timestamp
+from dsync.fake_workos.setup_api import SetupEndpoints, SetupError
+from shared.model.events import KNOWN_EVENT_TYPES
 
 if TYPE_CHECKING:
     from workos import WorkOSClient
@@ -228,9 +230,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)  # drain the body so the connection stays usable
-        response = self.server.fake.handle(self.command, self.path, dict(self.headers.items()))
+        body = self.rfile.read(length) if length else b""  # read it all: the connection stays usable
+        response = self.server.fake.handle(self.command, self.path, dict(self.headers.items()), body)
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))
@@ -300,6 +301,8 @@ class FakeWorkOS:
         self.unkind_events = unkind_events
         self._server_errors: list[BaseException] = []
         self._request_ids = 0
+        self._organizations: set[str] = set()
+        self.setup = SetupEndpoints(known_events=frozenset(KNOWN_EVENT_TYPES), base_url="https://setup.workos.test")
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -468,7 +471,7 @@ class FakeWorkOS:
 
     # ------------------------------------------------------------------ request handling
 
-    def handle(self, method: str, target: str, headers: dict[str, str]) -> _Response:
+    def handle(self, method: str, target: str, headers: dict[str, str], body: bytes = b"") -> _Response:
         """Answer one request; public so the routing can be unit-tested without a socket."""
         url = urlsplit(target)
         path = url.path.rstrip("/") or "/"
@@ -478,7 +481,10 @@ class FakeWorkOS:
             response = self._injected_fault(path)
             if response is None:
                 self._request_environment.model = self._authenticate(headers)
-                response, rate_limited = self._route(method, path, query)
+                if method == "POST":
+                    response = self._post(path, headers, body)
+                else:
+                    response, rate_limited = self._route(method, path, query)
         except _HttpError as error:
             response = error.response
         except Exception as error:  # a bug in the fake must not kill the connection silently
@@ -513,6 +519,25 @@ class FakeWorkOS:
         if status == 429:
             return self._rate_limit_response(1.0)
         return _json_response(status, {"message": HTTPStatus(status).phrase, "code": "server_error"})
+
+    def _post(self, path: str, headers: dict[str, str], body: bytes) -> _Response:
+        """The setup endpoints (`dsync.fake_workos.setup_api`), per environment (the bearer key's)."""
+        environment = str(id(self._model))
+        organizations = self._organizations | {d["organization_id"] for d in self._model.directories()}
+        parts = [unquote(part) for part in path.strip("/").split("/")]
+        try:
+            return _json_response(201, self.setup.post(environment, parts, body, organizations))
+        except SetupError as error:
+            return _json_response(error.status, {"message": error.message, "code": error.code})
+
+    def add_organization(self, organization_id: str) -> None:
+        """An organization of the environments (WorkOS's Organizations API is not faked: they are given)."""
+        self._organizations.add(organization_id)
+
+    def webhook_endpoints(self, api_key: str | None = None) -> list[JsonDict]:
+        """The endpoints created in the environment of `api_key` (default: the primary)."""
+        model = self._environments[api_key or self._api_key]
+        return list(self.setup.webhook_endpoints.get(str(id(model)), []))
 
     def _authenticate(self, headers: dict[str, str]) -> DirectoryModel:
         """The environment the bearer key belongs to; 401 for a key of none."""
