@@ -10,13 +10,17 @@ CDK := node_modules/.bin/cdk
 STACK ?= WorkosDsyncPipeline
 # Extra CDK CLI arguments, e.g. CDK_ARGS="-c alarmEmail=oncall@example.com -c enableWaf=true"
 CDK_ARGS ?=
+# `make rehearse`: MiniStack in a venv of its own (from the project's interpreter: it runs the functions, whose
+# bundles are built for that interpreter), and the rehearsal's cloud assembly (kept: bundles are reused).
+REHEARSE_VENV := .rehearse-venv
+REHEARSE_OUT := .rehearse-cdk.out
 
 # jsii (the CDK bridge) runs on the Node.js pinned in package.json, not on whatever node is installed.
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 export CDK_DISABLE_CLI_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install lint format typecheck pytest test synth deploy-check demo deploy destroy bench simulate clean
+.PHONY: help install lint format typecheck pytest test synth deploy-check demo rehearse deploy destroy bench simulate clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -63,6 +67,15 @@ deploy-check: install ## before a deploy: the template's contracts with the code
 demo: install ## run the whole pipeline locally (no AWS account) and check it against the fake WorkOS
 	$(VENV)/bin/dsync demo
 
+rehearse: REHEARSE_STARTED := $(shell date +%s.%N)
+rehearse: install $(REHEARSE_VENV)/.installed ## deploy the real app into MiniStack (no account), drive it, destroy it: PASS|FAIL
+	$(PY) -m rehearsal --ministack $(REHEARSE_VENV)/bin/ministack --outdir $(REHEARSE_OUT) --setup-started $(REHEARSE_STARTED)
+
+$(REHEARSE_VENV)/.installed: requirements-rehearse.txt $(VENV)/.installed
+	@test -x $(REHEARSE_VENV)/bin/python || $(PY) -m venv $(REHEARSE_VENV)
+	$(REHEARSE_VENV)/bin/python -m pip install -q -r requirements-rehearse.txt
+	@touch $@
+
 deploy: install ## cdk deploy (needs AWS credentials; see README "Deploy")
 	$(CDK) deploy $(STACK) --require-approval broadening $(CDK_ARGS)
 
@@ -76,4 +89,4 @@ simulate: install ## the scale model (docs/scale.md): every scenario beside its 
 	$(PY) -m simulator
 
 clean: ## remove build output (keeps .venv and node_modules)
-	rm -rf cdk.out .build .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf cdk.out .build .pytest_cache .mypy_cache .ruff_cache .hypothesis $(REHEARSE_OUT) $(REHEARSE_VENV)

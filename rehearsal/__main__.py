@@ -1,0 +1,5 @@
+"""`python -m rehearsal` (what `make rehearse` runs)."""
+
+from rehearsal.run import main
+
+raise SystemExit(main())
