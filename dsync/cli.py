@@ -12,6 +12,8 @@ Exit codes: 0 success, 1 the operation failed (the message says why), 2 bad usag
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -184,6 +186,83 @@ def cmd_portal_link(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_user(args: argparse.Namespace) -> int:
+    from dsync.commands.views import find_user
+
+    _print_json(
+        find_user(
+            _target(args),
+            directory_id=args.directory,
+            organization_id=args.organization,
+            email=args.email,
+            idp_id=args.idp_id,
+            user_id=args.id,
+        )
+    )
+    return 0
+
+
+def cmd_changes(args: argparse.Namespace) -> int:
+    from dsync.commands.views import ChangeFollower, follow_changes
+
+    follower = ChangeFollower(_target(args), detail_types=args.type)
+    print(f"dsync changes: following (temporary rule and queue {follower.name}; Ctrl-C to stop)", file=sys.stderr)
+    try:
+        follow_changes(
+            follower,
+            emit=lambda event: print(json.dumps(event, sort_keys=True), flush=True),
+            max_events=args.max_events,
+            seconds=None if args.follow else args.seconds,
+        )
+    finally:
+        follower.close()
+        print(f"dsync changes: removed {follower.name}", file=sys.stderr)
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from dsync.commands.views import log_group_of, read_logs
+
+    target = _target(args)
+    group = log_group_of(target, args.function)
+    print(f"dsync logs: {group}", file=sys.stderr)
+    read_logs(target, group, since=args.since, follow=args.follow, emit=lambda line: print(line, flush=True))
+    return 0
+
+
+def cmd_fake_workos(args: argparse.Namespace) -> int:
+    import random
+    import signal
+    import threading
+
+    from dsync.fake_workos import DirectoryModel, FakeWorkOS, populate
+
+    model = DirectoryModel(seed=args.seed)
+    for index in range(args.directories):
+        directory_id = model.create_directory(organization_id=f"org_fake_{index:04d}")["id"]
+        populate(model, directory_id, users=args.users, groups=max(1, args.users // 10), rng=random.Random(index))  # noqa: S311 - fake data
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with FakeWorkOS(model, api_key=args.api_key, port=args.port) as fake:
+        print(f"workos base url: {fake.base_url}", flush=True)
+        print(f"workos api key: {fake.api_key}", flush=True)
+        print(
+            f"{args.directories} directory(ies) of {args.users} user(s); point the local stack at it with "
+            "--workos-base-url and --workos-api-key. Ctrl-C to stop",
+            file=sys.stderr,
+        )
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+    return 0
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    import shtab
+
+    print(shtab.complete(build_parser(), shell=args.shell))
+    return 0
+
+
 def cmd_local(args: argparse.Namespace) -> int:
     from dsync.local.stack import LocalStackOptions, run_local_stack
 
@@ -296,8 +375,46 @@ def build_parser() -> argparse.ArgumentParser:
     replay.set_defaults(func=cmd_replay)
 
     _onboarding_commands(commands)
+    _view_commands(commands)
     _local_commands(commands)
     return parser
+
+
+def _view_commands(commands: Any) -> None:
+    """Lookups and views: `user`, `changes`, `logs`, `completion`."""
+    from dsync.commands.views import FUNCTION_NAMES
+
+    user = commands.add_parser("user", help="one user of the mirror, with their groups (by email, IdP id or id)")
+    scope = user.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--directory", help="WorkOS directory id (directory_...)")
+    scope.add_argument("--organization", help="WorkOS organization id (org_...): any of its directories")
+    key = user.add_mutually_exclusive_group(required=True)
+    key.add_argument("--email", help="case-insensitive")
+    key.add_argument("--idp-id", help="the IdP's id (exact case)")
+    key.add_argument("--id", help="the directory user id (directory_user_...)")
+    _target_arguments(user)
+    user.set_defaults(func=cmd_user)
+
+    changes = commands.add_parser(
+        "changes", help="the change events apps receive, as they happen (a temporary rule and queue, removed on exit)"
+    )
+    changes.add_argument("--follow", action="store_true", help="until interrupted (default: --seconds)")
+    changes.add_argument("--seconds", type=positive_float, default=60.0, help="how long (default: %(default)s)")
+    changes.add_argument("--max-events", type=positive_int, default=None, help="stop after this many")
+    changes.add_argument("--type", action="append", default=[], metavar="DETAIL_TYPE", help="e.g. user.created")
+    _target_arguments(changes)
+    changes.set_defaults(func=cmd_changes)
+
+    logs = commands.add_parser("logs", help="a function's logs from CloudWatch (deployed stacks)")
+    logs.add_argument("function", choices=FUNCTION_NAMES)
+    logs.add_argument("--since", type=point_in_time, default="15m", help="ISO-8601 or ago (default: 15m)")
+    logs.add_argument("--follow", action="store_true", help="keep printing new lines until interrupted")
+    _target_arguments(logs)
+    logs.set_defaults(func=cmd_logs)
+
+    completion = commands.add_parser("completion", help="print a shell completion script: eval it in your shell rc")
+    completion.add_argument("shell", choices=("bash", "zsh", "tcsh"))
+    completion.set_defaults(func=cmd_completion)
 
 
 def _onboarding_commands(commands: Any) -> None:
@@ -373,6 +490,14 @@ def _local_commands(commands: Any) -> None:
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=cmd_demo)
 
+    fake = commands.add_parser("fake-workos", help="run the fake WorkOS API (beside `dsync local`) until interrupted")
+    fake.add_argument("--port", type=int, default=8788, help="default: %(default)s (0: any free port)")
+    fake.add_argument("--api-key", default="sk_test_fake", help="the key it accepts (default: %(default)s)")
+    fake.add_argument("--directories", type=int, default=1, help="directories to create (default: %(default)s)")
+    fake.add_argument("--users", type=int, default=25, help="users per directory (default: %(default)s)")
+    fake.add_argument("--seed", type=int, default=2026)
+    fake.set_defaults(func=cmd_fake_workos)
+
 
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
@@ -411,6 +536,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dsync {args.command}: AWS call failed: {error}", file=sys.stderr)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `dsync ... | head`: the reader left; not an error of ours
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115, PTH123 - Python flushes stdout at exit
+        return 0
     return 1
 
 

@@ -49,6 +49,8 @@ class Target:
     webhook_secret_id: str | None = None
     workos_api_key_secret_id: str | None = None
     webhook_url: str | None = None  # the deployed stack's API (the local stack's gateway is not known here)
+    change_bus_name: str | None = None
+    stack_name: str | None = None  # a deployed stack's (its log groups are found through it)
     session: boto3.Session | None = field(default=None, compare=False, repr=False)
 
     def client(self, service: str) -> Any:
@@ -122,6 +124,7 @@ def _local(endpoint: str) -> Target:
         overflow_queue_url=urls[LOCAL_NAMES.overflow_queue],
         webhook_secret_id=LOCAL_NAMES.webhook_secret,
         workos_api_key_secret_id=LOCAL_NAMES.workos_api_key_secret,
+        change_bus_name=LOCAL_NAMES.change_bus,
     )
 
 
@@ -153,6 +156,8 @@ def _deployed(stack: str, region: str, session: boto3.Session) -> Target:
             webhook_secret_id=outputs.get(Outputs.WEBHOOK_SECRET_ARN),
             workos_api_key_secret_id=outputs.get(Outputs.WORKOS_API_KEY_SECRET_ARN),
             webhook_url=outputs.get(Outputs.WEBHOOK_URL),
+            change_bus_name=outputs.get(Outputs.CHANGE_BUS_NAME),
+            stack_name=stack,
         )
     except KeyError as error:
         raise TargetError(f"stack {stack!r} has no output {error}: is it this project's stack?") from error

@@ -109,3 +109,25 @@ def test_portal_link_for_a_customer(fresh_stack: RunningStack, fake_workos: Fake
         api_key=fake_workos.api_key,
     )
     assert unknown.returncode == 1 and "not found" in unknown.stderr.lower()
+
+
+def test_fake_workos_runs_on_its_own_until_stopped() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dsync.cli", "fake-workos", "--port", "0", "--directories", "2", "--users", "5"],
+        cwd=ROOT,
+        env=cli_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        base_url = process.stdout.readline().split(": ", 1)[1].strip()
+        api_key = process.stdout.readline().split(": ", 1)[1].strip()
+        from workos import WorkOSClient
+
+        client = WorkOSClient(api_key=api_key, base_url=base_url, max_retries=0)
+        assert len(client.directory_sync.list_directories().data) == 2
+    finally:
+        process.terminate()
+        assert process.wait(timeout=10) == 0

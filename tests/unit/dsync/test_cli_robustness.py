@@ -163,3 +163,10 @@ def test_no_region_anywhere_is_an_error_not_a_guess(profiles: dict[str, Any]) ->
 def test_an_unknown_profile_is_an_error(profiles: dict[str, Any]) -> None:
     with pytest.raises(TargetError, match="--profile"):
         resolve_target(aws_endpoint=None, stack="S", profile="typo")
+
+
+def test_completion_scripts_know_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["completion", "bash"]) == 0
+    script = capsys.readouterr().out
+    for command in ("status", "connect", "portal-link", "user", "changes", "logs", "fake-workos"):
+        assert command in script
