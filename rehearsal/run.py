@@ -476,11 +476,18 @@ class Rehearsal:
             raise RehearsalError(f"{len(left.problems)} resources not as the template's deletion policies say")
 
     def stop(self, lines: list[str]) -> None:
+        started = time.monotonic()
         gone = self.ministack.stop() if self.ministack is not None else True
+        stopped = time.monotonic() - started
         self.logs = self._log_tails()  # before the scratch folder goes
         self.fake.stop()
+        size = sum(path.stat().st_size for path in self.scratch.rglob("*") if path.is_file() and not path.is_symlink())
+        started = time.monotonic()
         shutil.rmtree(self.scratch, ignore_errors=True)
-        lines.append("MiniStack's process group ended, the fake WorkOS stopped, the scratch folder removed")
+        lines.append(
+            f"MiniStack's process group ended ({stopped:.1f}s), the fake WorkOS stopped, the scratch folder "
+            f"(unzipped Lambda workers, logs: {size / 2**20:.0f} MB) removed ({time.monotonic() - started:.1f}s)"
+        )
         if not gone:
             raise RehearsalError("a process of MiniStack's group is still running")
         if self.scratch.exists():
