@@ -221,6 +221,8 @@ class Outputs:
     EVENT_QUEUE_URL = "EventQueueUrl"
     DEAD_LETTER_QUEUE_URL = "DeadLetterQueueUrl"
     WORK_QUEUE_URL = "WorkQueueUrl"
+    WORK_DEAD_LETTER_QUEUE_URL = "WorkDeadLetterQueueUrl"
+    PUBLISH_DEAD_LETTER_QUEUE_URL = "PublishDeadLetterQueueUrl"
     OVERFLOW_QUEUE_URL = "OverflowQueueUrl"
     CHANGE_BUS_NAME = "ChangeBusName"
     WEBHOOK_SECRET_ARN = "WebhookSecretArn"
