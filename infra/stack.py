@@ -72,7 +72,14 @@ ALARM_TOPIC_ARN_OUTPUT = "AlarmTopicArn"
 
 # GetItem: the write rule reads an item back after a retried PutItem is refused, to tell "our earlier attempt landed
 # (a lost response)" from "a newer version won" (`shared.adapters.dynamodb`); rare, but without it apply would fail.
-APPLY_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:Query")
+# UpdateItem: the directory's counter item (`~COUNTS`), ADDed to by each batch's transitions (shared.apply.counts).
+APPLY_TABLE_ACTIONS = (
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:Query",
+)
 # Query lists the store's directories for a full reconcile and the key check; Scan (table only, stopping at the first
 # directory item) tells whether the mirror ever held one (`shared.key_check`: an empty mirror takes any key, the
 # directories index may lag).
@@ -86,6 +93,7 @@ RECONCILE_TABLE_ACTIONS = (
     "dynamodb:GetItem",
     "dynamodb:BatchGetItem",
     "dynamodb:PutItem",
+    "dynamodb:UpdateItem",  # the counter item: its repairs' transitions (shared.apply.counts)
     "dynamodb:DeleteItem",
     "dynamodb:Query",
     "dynamodb:BatchWriteItem",
@@ -429,6 +437,11 @@ class DirectorySyncStack(Stack):
             Outputs.EVENT_QUEUE_URL: (self.events.queue.queue_url, "Verified webhook events (FIFO)"),
             Outputs.DEAD_LETTER_QUEUE_URL: (self.events.dead_letter_queue.queue_url, "Events that failed to apply"),
             Outputs.WORK_QUEUE_URL: (self.work.queue.queue_url, "Reconcile and purge jobs"),
+            Outputs.WORK_DEAD_LETTER_QUEUE_URL: (self.work.dead_letter_queue.queue_url, "Jobs that failed 5 times"),
+            Outputs.PUBLISH_DEAD_LETTER_QUEUE_URL: (
+                self.publish_dead_letter_queue.queue_url,
+                "Stream batches the publish function could not deliver (shard and sequence numbers)",
+            ),
             Outputs.OVERFLOW_QUEUE_URL: (self.overflow_queue.queue_url, "Events of throttled directories (FIFO)"),
             Outputs.CHANGE_BUS_NAME: (self.change_bus.bus.event_bus_name, "Normalised change events"),
             Outputs.WEBHOOK_SECRET_ARN: (self.secrets.webhook_secret.secret_arn, "Webhook signing secret(s)"),

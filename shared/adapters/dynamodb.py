@@ -18,8 +18,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.apply.ports import PermanentStoreError, StoreThrottledError, TransientStoreError
-from shared.model import schema
-from shared.model.records import ItemKey, Record, StoredVersion
+from shared.model import records, schema
+from shared.model.records import CountChange, ItemKey, Record, Replaced, StoredVersion
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -137,7 +137,9 @@ class _TableReads(_TableClient):
             keys, projection=[schema.PARTITION_KEY, schema.SORT_KEY, schema.VERSION_ATTRIBUTE, schema.DELETED_ATTRIBUTE]
         ):
             key = ItemKey(item[schema.PARTITION_KEY], item[schema.SORT_KEY])
-            versions[key] = StoredVersion(int(item[schema.VERSION_ATTRIBUTE]), bool(item.get(schema.DELETED_ATTRIBUTE)))
+            versions[key] = StoredVersion(
+                int(item.get(schema.VERSION_ATTRIBUTE, 0)), bool(item.get(schema.DELETED_ATTRIBUTE))
+            )
         return versions
 
     def batch_get(self, keys: Collection[ItemKey], *, projection: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -245,10 +247,11 @@ class _DirectoryQueries(_TableReads):
             for item in items
         }
 
-    def count_live(self, directory_id: str, prefix: str) -> dict[str, int]:
+    def count_live(self, directory_id: str, prefix: str, *, consistent: bool = False) -> dict[str, int]:
         """Live items under `prefix`: {"live": n}, plus "active"/"inactive" by `state` (users; anything not active is
-        inactive, as WorkOS's counts have it). Eventually consistent: a health hint, not a decision."""
-        items = self.query_partition(directory_id, prefix, projection=["state"], live_only=True, consistent=False)
+        inactive, as WorkOS's counts have it). Eventually consistent unless asked (the reconcile's correction of the
+        counter item reads strongly consistently: `shared.reconcile.counts`)."""
+        items = self.query_partition(directory_id, prefix, projection=["state"], live_only=True, consistent=consistent)
         counts = {"live": 0, "active": 0, "inactive": 0}
         for item in items:
             counts["live"] += 1
@@ -297,20 +300,28 @@ class _TableWrites(_TableReads):
     # --- The write rule -------------------------------------------------------------------------------------------
 
     def put_if_newer(self, record: Record) -> bool:
-        """The write rule. A transient failure (not a throttle) is retried; if an earlier attempt may have landed
-        (a timeout after the commit), a refused retry reads the item: our own version stored means written."""
+        return self.replace_if_newer(record).written
+
+    def replace_if_newer(self, record: Record) -> Replaced:
+        """The write rule, saying what it replaced: with ReturnValues=ALL_OLD DynamoDB answers a put that passed its
+        condition with the item it replaced (nothing when the key was absent), so the writer knows the exact
+        transition (`records.transition`). A transient failure (not a throttle) is retried; if an earlier attempt may
+        have landed (a timeout after the commit), a refused retry reads the item: our own version stored means
+        written, but what that attempt replaced is lost with its response (`old_known` False)."""
         for attempt in range(self._transient_attempts):
             try:
-                self._client.put_item(
+                response = self._client.put_item(
                     TableName=self.table_name,
                     Item=to_wire(record.item()),
                     ConditionExpression=_CONDITION_NEWER,
                     ExpressionAttributeNames={"#pk": schema.PARTITION_KEY, "#vkey": schema.VERSION_ATTRIBUTE},
                     ExpressionAttributeValues={":vkey": {"N": str(record.vkey)}},
+                    ReturnValues="ALL_OLD",
                 )
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                    return attempt > 0 and self._stored_vkey(record.key) == record.vkey
+                    landed = attempt > 0 and self._stored_vkey(record.key) == record.vkey
+                    return Replaced(True, old_known=False) if landed else Replaced(False)
                 failure = translate(error)
                 if type(failure) is not TransientStoreError or attempt + 1 == self._transient_attempts:
                     raise failure from error
@@ -318,9 +329,74 @@ class _TableWrites(_TableReads):
                 if attempt + 1 == self._transient_attempts:
                     raise translate(error) from error
             else:
-                return True
+                old = response.get("Attributes")
+                return Replaced(True, from_wire(old) if old else None)
             _backoff(attempt)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    # --- The directory's counter item (`records.counts_key`) ---------------------------------------------------------
+
+    def add_counts(self, change: CountChange) -> None:
+        """One UpdateItem ADD of a writer's net change. Conditional on the change's token not being the last one
+        stored, so a retry whose first attempt landed (botocore's own retries included) adds nothing; any other
+        writer's change passes. Creates the item if absent (ADD starts from 0), with the version and deletion flag
+        every partition item has, and the basis `directory_created` when the change created the directory."""
+        names = {
+            "#tok": records.COUNTS_TOKEN,
+            "#seq": records.COUNTS_SEQ,
+            "#v": schema.VERSION_ATTRIBUTE,
+            "#d": schema.DELETED_ATTRIBUTE,
+        }
+        values: dict[str, Any] = {
+            ":tok": {"S": change.token},
+            ":one": {"N": "1"},
+            ":zero": {"N": "0"},
+            ":false": {"BOOL": False},
+        }
+        adds = ["#seq :one"]
+        for index, (name, delta) in enumerate(sorted(change.deltas.items())):
+            if delta:
+                names[f"#c{index}"], values[f":c{index}"] = name, {"N": str(delta)}
+                adds.append(f"#c{index} :c{index}")
+        if change.unobserved:
+            names["#u"], values[":u"] = records.COUNTS_UNOBSERVED, {"N": str(change.unobserved)}
+            adds.append("#u :u")
+        sets = ["#tok = :tok", "#v = if_not_exists(#v, :zero)", "#d = if_not_exists(#d, :false)"]
+        if change.created:
+            names["#b"], values[":b"] = records.COUNTS_BASIS, {"S": records.BASIS_CREATED}
+            sets.append("#b = if_not_exists(#b, :b)")
+        key = records.counts_key(change.directory_id)
+        for attempt in range(self._transient_attempts):
+            try:
+                self._client.update_item(
+                    TableName=self.table_name,
+                    Key=_key(key),
+                    UpdateExpression=f"ADD {', '.join(adds)} SET {', '.join(sets)}",
+                    ConditionExpression="attribute_not_exists(#tok) OR #tok <> :tok",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                )
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                    return  # this change's token is the last one stored: an earlier attempt landed
+                failure = translate(error)
+                if type(failure) is not TransientStoreError or attempt + 1 == self._transient_attempts:
+                    raise failure from error
+            except BotoCoreError as error:
+                if attempt + 1 == self._transient_attempts:
+                    raise translate(error) from error
+            else:
+                return
+            _backoff(attempt)
+
+    def set_counts(self, item: Mapping[str, Any], *, expected_seq: int | None) -> bool:
+        """Put the counter item (`records.counts_item`) only if no change was ADDed since `expected_seq` was read
+        (None: only if there is no counter item). False when one was."""
+        if expected_seq is None:
+            return self.put_item(item, condition="attribute_not_exists(#pk)", names={"#pk": schema.PARTITION_KEY})
+        return self.put_item(
+            item, condition="#seq = :seq", names={"#seq": records.COUNTS_SEQ}, values={":seq": expected_seq}
+        )
 
     def _stored_vkey(self, key: ItemKey) -> int | None:
         item = self.get_item(key)

@@ -7,8 +7,10 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from shared.apply import counts
+from shared.apply.counts import CountTally
 from shared.apply.planning import BatchPlan, EventPlan
 from shared.apply.ports import (
     ApplyConfig,
@@ -31,15 +33,16 @@ from shared.model.records import ItemKey, Record, StoredVersion
 @dataclass
 class _BatchIO:
     """What a batch's I/O needs (the store, the work queue, the configuration, the clock), and its smallest steps:
-    one write, one job, one write's outcome."""
+    one write (its transition counted in the batch's tally), one job, one write's outcome."""
 
     store: DirectoryStore
     work_queue: WorkQueue
     config: ApplyConfig
     clock: Callable[[], float]
+    tally: CountTally = field(default_factory=CountTally)
 
     def write(self, record: Record) -> tuple[WriteResult, str | None]:
-        return write_record(self.store, record)
+        return write_record(self.store, record, self.tally)
 
     def submit(self, kind: JobKind, directory_id: str, waiting: Sequence[MessageOutcome]) -> None:
         try:
@@ -82,7 +85,14 @@ class _BatchReads(_BatchIO):
         for plan in plans:
             directory_id = plan.event.directory_id
             keys.update(record.key for record in plan.records)
-            keys.update((records.directory_key(directory_id), records.applied_key(directory_id)))
+            # The counter too: one that outlived its deleted directory's purge queues the purge again.
+            keys.update(
+                (
+                    records.directory_key(directory_id),
+                    records.applied_key(directory_id),
+                    records.counts_key(directory_id),
+                )
+            )
         return self.read_by_directory(keys, pool)
 
     def read_by_directory(
@@ -115,11 +125,14 @@ class _BatchReads(_BatchIO):
         outcomes: dict[str, MessageOutcome],
         pool: ThreadPoolExecutor,
         deadline: float,
+        *,
+        counted: Collection[str] = (),
     ) -> None:
         """Step 5 of the module docstring (`shared.apply.read_back`), one read per directory: a throttled partition
         fails (and moves) only its own directory's messages. Past the deadline it is left to the redelivery, whose read
-        repairs what this one would have (step 3)."""
-        read_back = ReadBack.of(batch.writes, written)
+        repairs what this one would have (step 3). The `counted` directories' counters were just added to: a
+        directory deleted meanwhile has its purge queued again, or a recreated counter would outlive it."""
+        read_back = ReadBack.of(batch.writes, written, counted=[schema.directory_pk(d) for d in counted])
         if not read_back.memberships and not read_back.directory_pks:
             return
         if time.monotonic() > deadline:
@@ -168,6 +181,11 @@ class _BatchWrites(_BatchIO):
             for message_id in batch.writers[key]:
                 self.record_write(outcomes[message_id], result, detail)
         return written
+
+    def flush_counts(self, deadline: float) -> list[str]:
+        """ADD the batch's count changes, one UpdateItem per directory (`shared.apply.counts`): after its writes, before
+        its read-back. Returns the directories whose counter was (or may have been) added to."""
+        return counts.flush(self.store, self.tally.take(), deadline=deadline)
 
     def submit_initial_syncs(self, batch: BatchPlan, outcomes: dict[str, MessageOutcome]) -> None:
         """A new activation's initial-sync job is queued *before* its directory is written: if the job cannot be

@@ -182,13 +182,17 @@ def _add_directory_tasks(
     directory_id, message_id = plan.event.directory_id, plan.message.message_id
     if plan.directory_deleted:
         batch.purges[directory_id].append(message_id)
-    elif directory_id in gone and any(
-        (version := stored.get(record.key)) is not None and not version.deleted
-        for record in plan.records
-        if record.key != records.directory_key(directory_id)
+    elif directory_id in gone and (
+        records.counts_key(directory_id) in stored
+        or any(
+            (version := stored.get(record.key)) is not None and not version.deleted
+            for record in plan.records
+            if record.key != records.directory_key(directory_id)
+        )
     ):
-        # A live item in a deleted directory outlived its purge (written by another lane meanwhile, and the
-        # read-back that would have queued the purge again did not run): queue it again. The purge is idempotent.
+        # A live item (or the counter, `shared.apply.counts`) in a deleted directory outlived its purge (written by
+        # another lane meanwhile, and the read-back that would have queued the purge again did not run): queue it
+        # again. The purge is idempotent.
         batch.purges[directory_id].append(message_id)
     if plan.cascade is not None and directory_id not in gone:
         batch.cascades[plan.cascade].append(message_id)

@@ -9,7 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from shared.model.records import ItemKey, Record, StoredVersion
+from shared.model.records import CountChange, ItemKey, Record, Replaced, StoredVersion
 from shared.resources import DEFAULT_TOMBSTONE_TTL_DAYS
 
 
@@ -32,6 +32,14 @@ class DirectoryStore(Protocol):
 
     def put_if_newer(self, record: Record) -> bool:
         """Write `record` iff the key is absent or its stored vkey is lower. True if written."""
+        ...
+
+    def replace_if_newer(self, record: Record) -> Replaced:
+        """`put_if_newer`, also saying what the write replaced (the old item, when the store could tell)."""
+        ...
+
+    def add_counts(self, change: CountChange) -> None:
+        """ADD the change to its directory's counter item (`records.counts_key`), at most once per `change.token`."""
         ...
 
     def live_group_memberships(self, directory_id: str, group_id: str) -> list[tuple[str, str]]:

@@ -4,7 +4,8 @@ Between a batch's read and its writes, another lane may delete a membership's us
 directory. Each deletion's cascade reads (strongly consistent) after writing its tombstone; the read-back reads
 after our writes. So one of the two always sees the other, and nothing stays present that a deletion ended:
 - a present membership whose user or group is now a tombstone is ended at that deletion's version;
-- a directory that is now a tombstone has its purge queued again (the purge is idempotent).
+- a directory that is now a tombstone has its purge queued again (the purge is idempotent), also when the batch only
+  added to its counter item.
 """
 
 from __future__ import annotations
@@ -22,14 +23,17 @@ class ReadBack:
     directory_pks: frozenset[str]  # partitions the batch wrote entities into
 
     @classmethod
-    def of(cls, writes: Mapping[ItemKey, Record], written: Collection[ItemKey]) -> ReadBack:
+    def of(
+        cls, writes: Mapping[ItemKey, Record], written: Collection[ItemKey], *, counted: Collection[str] = ()
+    ) -> ReadBack:
+        """`counted`: partitions whose counter item the batch added to (`shared.apply.counts`)."""
         memberships = [
             record
             for key, record in writes.items()
             if key in written and key.sk.startswith(schema.MEMBER_PREFIX) and not record.deleted
         ]
         pks = frozenset(key.pk for key in written if key.sk not in (schema.DIRECTORY_SK, schema.APPLIED_SK))
-        return cls(memberships, pks)
+        return cls(memberships, pks | frozenset(counted))
 
     @property
     def keys(self) -> set[ItemKey]:

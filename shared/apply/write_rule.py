@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 
+from shared.apply.counts import CountTally
 from shared.apply.ports import DirectoryStore, PermanentStoreError, StoreThrottledError, TransientStoreError
 from shared.model import records, schema
 from shared.model.records import Record
@@ -31,16 +32,24 @@ class WriteResult(StrEnum):
     PERMANENT = "permanent"
 
 
-def write_record(store: DirectoryStore, record: Record) -> tuple[WriteResult, str | None]:
-    """`put_if_newer`, with the store's errors folded into a result (for parallel maps)."""
+def write_record(
+    store: DirectoryStore, record: Record, tally: CountTally | None = None
+) -> tuple[WriteResult, str | None]:
+    """`put_if_newer`, with the store's errors folded into a result (for parallel maps); with a `tally`, the write's
+    transition is counted (`shared.apply.counts`)."""
     try:
-        return (WriteResult.WRITTEN if store.put_if_newer(record) else WriteResult.STALE), None
-    except StoreThrottledError as error:
+        replaced = store.replace_if_newer(record)
+    except StoreThrottledError as error:  # refused by DynamoDB: nothing landed
         return WriteResult.THROTTLED, str(error)
     except TransientStoreError as error:
+        if tally is not None:
+            tally.uncertain(record)  # a timeout or a 5xx: it may have landed
         return WriteResult.TRANSIENT, str(error)
     except PermanentStoreError as error:
         return WriteResult.PERMANENT, str(error)
+    if tally is not None:
+        tally.observe(record, replaced)
+    return (WriteResult.WRITTEN if replaced.written else WriteResult.STALE), None
 
 
 @dataclass(frozen=True)

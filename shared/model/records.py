@@ -103,6 +103,111 @@ def applied_record(directory_id: str, *, event_id: str, event_type: str, created
     )
 
 
+# --- A directory's counts (`~COUNTS`), kept by the writers' own transitions (`dsync status`, the wave's hint) -----
+
+COUNT_NAMES = ("users_active", "users_inactive", "groups")
+COUNTS_SEQ = "seq"  # changes ADDed so far: the reconcile's correction overwrites only if none landed meanwhile
+# The last change's token: its retry (a lost response) is refused, never added twice.
+COUNTS_TOKEN = "last_token"  # noqa: S105 (an attribute name)
+COUNTS_UNOBSERVED = "unobserved"  # user or group writes whose transition is unknown since the counts were set
+COUNTS_BASIS = "basis"
+COUNTS_RECONCILED_AT = "reconciled_at"
+BASIS_CREATED = "directory_created"  # counted from the directory item's creation, when its partition was empty
+BASIS_RECONCILED = "reconcile"  # set from the partition by a reconcile (`shared.reconcile.counts`)
+
+
+def counts_key(directory_id: str) -> ItemKey:
+    return ItemKey(schema.directory_pk(directory_id), schema.COUNTS_SK)
+
+
+def counted_key(key: ItemKey) -> bool:
+    """Whether a write to this key can move a count (users and groups)."""
+    return key.sk.startswith((schema.USER_PREFIX, schema.GROUP_PREFIX))
+
+
+def counted_as(item: Mapping[str, Any] | None) -> str | None:
+    """The count a stored item is in: a live user by its state (anything not active is inactive, as WorkOS counts
+    them), a live group; nothing else (tombstones, memberships, tokens, the directory, bookkeeping)."""
+    if item is None or item.get(schema.DELETED_ATTRIBUTE):
+        return None
+    sort_key = str(item.get(schema.SORT_KEY, ""))
+    if sort_key.startswith(schema.USER_PREFIX):
+        return "users_active" if item.get("state", "active") == "active" else "users_inactive"
+    if sort_key.startswith(schema.GROUP_PREFIX):
+        return "groups"
+    return None
+
+
+@dataclass(frozen=True)
+class Replaced:
+    """What a conditional put did (`DirectoryStore.replace_if_newer`): whether it wrote, and the item it replaced."""
+
+    written: bool
+    old: Mapping[str, Any] | None = None  # the replaced item (DynamoDB's ReturnValues=ALL_OLD); None: it was absent
+    old_known: bool = True  # False: a retry found its own earlier attempt stored, and what that one replaced is lost
+
+
+def transition(record: Record, replaced: Replaced) -> dict[str, int]:
+    """The count deltas of one write that was observed: +1 to the new item's count, -1 to the old one's (a user's
+    update that keeps its state moves nothing)."""
+    deltas: dict[str, int] = {}
+    if not replaced.written or not replaced.old_known:
+        return deltas
+    new, old = counted_as(record.item()), counted_as(replaced.old)
+    if new != old:
+        if new is not None:
+            deltas[new] = 1
+        if old is not None:
+            deltas[old] = -1
+    return deltas
+
+
+@dataclass(frozen=True)
+class CountChange:
+    """One writer's net change to a directory's counts, ADDed at most once: a retry carrying the same `token` (its
+    first attempt landed, its response was lost) finds the token stored and adds nothing."""
+
+    directory_id: str
+    deltas: Mapping[str, int]
+    token: str
+    unobserved: int = 0  # user or group writes whose transition is unknown: the counts may be off by that many
+    created: bool = False  # the writer created the directory item: counting starts from an empty partition
+
+
+def counts_item(
+    directory_id: str, counts: Mapping[str, int], *, seq: int, last_token: str | None, reconciled_at: datetime
+) -> dict[str, AttributeValue]:
+    """The counter as a reconcile sets it from the partition (its own `seq`, the last change's token kept)."""
+    item: dict[str, AttributeValue] = {
+        schema.PARTITION_KEY: schema.directory_pk(directory_id),
+        schema.SORT_KEY: schema.COUNTS_SK,
+        # A version and a deletion flag as every item of a partition has: the applier reads the counter with the
+        # batch's other keys (a counter outliving its directory's purge queues the purge again).
+        schema.VERSION_ATTRIBUTE: 0,
+        schema.DELETED_ATTRIBUTE: False,
+        **{name: int(counts.get(name, 0)) for name in COUNT_NAMES},
+        COUNTS_SEQ: seq,
+        COUNTS_UNOBSERVED: 0,
+        COUNTS_BASIS: BASIS_RECONCILED,
+        COUNTS_RECONCILED_AT: iso(reconciled_at),
+    }
+    if last_token:
+        item[COUNTS_TOKEN] = last_token
+    return item
+
+
+def readable_counts(item: Mapping[str, Any] | None) -> tuple[dict[str, int | None], dict[str, Any]]:
+    """(the mirror's counts, what they rest on) from a counter item. Counts are None until they have a basis: a
+    directory mirrored before the counters existed has changes ADDed to nothing until its first reconcile sets them."""
+    basis = item.get(COUNTS_BASIS) if item else None
+    counts = {name: (int(item.get(name, 0)) if item and basis else None) for name in COUNT_NAMES}
+    return counts, {
+        "counted_from": basis,
+        "reconciled_at": item.get(COUNTS_RECONCILED_AT) if item else None,
+        "unobserved_writes": int(item.get(COUNTS_UNOBSERVED, 0)) if item else 0,
+    }
+
+
 def user_key(directory_id: str, user_id: str) -> ItemKey:
     return ItemKey(schema.directory_pk(directory_id), schema.user_sk(user_id))
 

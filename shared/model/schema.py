@@ -15,6 +15,8 @@ queries on one key. Item kinds and their keys:
 | health      | DIR#<dir>    | ~HEALTH               | (WorkOS's API state and counts, per reconcile wave) |
 | reconcile   | DIR#<dir>    | ~RECONCILE#...        | (lease, checkpoint and seen-id chunks of a run)     |
 | applied     | DIR#<dir>    | ~APPLIED              | (newest event apply processed: a max-register)      |
+| counts      | DIR#<dir>    | ~COUNTS               | (live users active/inactive and groups, kept by the |
+|             |              |                       | writers' transitions, corrected by reconcile)       |
 | tail        | ~TAIL#events | #CURSOR, #LEASE       | (the Events API tail's cursor and lease)            |
 
 Index keys are only present on live items, so tombstones never show up in index queries. `lookup` is one
@@ -40,6 +42,7 @@ TOKEN_PREFIX = "TOKEN#"  # noqa: S105 (a key prefix)
 HEALTH_SK = "~HEALTH"
 RECONCILE_PREFIX = "~RECONCILE#"
 APPLIED_SK = "~APPLIED"
+COUNTS_SK = "~COUNTS"
 DIRECTORY_INDEX_VALUE = "DIRECTORY"
 
 KeyType = Literal["S", "N", "B"]

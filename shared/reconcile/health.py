@@ -6,9 +6,12 @@ each one's state and WorkOS's own counts (`metadata`) as a `~HEALTH` item (a max
 a late or overlapping wave never replaces a newer observation), and keeps `since`, when the directory entered its
 state. The stream turns a state change into `directory.state_changed`.
 
-The wave also counts the mirror's live users and groups (one query per kind and directory, the same reads a
-reconcile run already makes) and reports the directories whose counts differ from WorkOS's: a cheap drift hint,
-visible before any listing.
+The wave also reads the mirror's live users and groups from each directory's counter item (`~COUNTS`, kept by the
+writers' transitions, `shared.apply.counts`), in the same batched read as the health items, and reports the
+directories whose counts differ from WorkOS's: a cheap drift hint, visible before any listing. A counter that
+drifted from its partition looks like drift too, so its directory is reconciled sooner, which sets the counter
+again. Only a directory whose counter has no basis yet (mirrored before the counters existed) is counted by
+querying its partition (one query per kind), until its first reconcile.
 """
 
 from __future__ import annotations
@@ -110,11 +113,16 @@ class HealthRecorder:
     def record(self, listed: Sequence[Mapping[str, Any]]) -> HealthReport:
         """Record the listed directories' health (WorkOS's `list_directories` output, `api_state` included)."""
         now = datetime.fromtimestamp(self._clock(), tz=UTC)
-        previous = {
-            str(item["id"]): item for item in self._table.batch_get([records.health_key(d["id"]) for d in listed])
-        }
+        keys = [key for d in listed for key in (records.health_key(d["id"]), records.counts_key(d["id"]))]
+        previous: dict[str, Mapping[str, Any]] = {}
+        counters: dict[str, Mapping[str, Any]] = {}
+        for item in self._table.batch_get(keys):
+            directory_id = schema.directory_id_of_pk(str(item[schema.PARTITION_KEY]))
+            (counters if item[schema.SORT_KEY] == schema.COUNTS_SK else previous)[directory_id] = item
         with ThreadPoolExecutor(max_workers=self._parallelism) as pool:
-            checks = list(pool.map(lambda d: self._check(d, previous.get(str(d["id"])), now), listed))
+            checks = list(
+                pool.map(lambda d: self._check(d, previous.get(str(d["id"])), counters.get(str(d["id"])), now), listed)
+            )
             writes = [
                 records.health_record(self._health(check, listed_directory, now))
                 for check, listed_directory in zip(checks, listed, strict=True)
@@ -123,15 +131,20 @@ class HealthRecorder:
             changed = sum(pool.map(self._table.put_if_newer, writes))
         return HealthReport(now, checks, changed, self._unhealthy_after)
 
-    def _check(self, directory: Mapping[str, Any], previous: Mapping[str, Any] | None, now: datetime) -> DirectoryCheck:
+    def _check(
+        self,
+        directory: Mapping[str, Any],
+        previous: Mapping[str, Any] | None,
+        counter: Mapping[str, Any] | None,
+        now: datetime,
+    ) -> DirectoryCheck:
         directory_id = str(directory["id"])
         state = str(directory.get("api_state") or directory.get("state") or "unknown")
         since = now
         if previous is not None and previous.get("state") == state and previous.get("since"):
             since = parse_time(str(previous["since"]))
-        return DirectoryCheck(
-            directory_id, state, since, workos_counts(directory), mirror_counts(self._table, directory_id)
-        )
+        mirror = counted(counter) or mirror_counts(self._table, directory_id)
+        return DirectoryCheck(directory_id, state, since, workos_counts(directory), mirror)
 
     def _health(self, check: DirectoryCheck, directory: Mapping[str, Any], now: datetime) -> DirectoryHealth:
         organization_id = directory.get("organization_id")
@@ -151,8 +164,17 @@ class CountingTable(Protocol):
     def count_live(self, directory_id: str, prefix: str) -> dict[str, int]: ...
 
 
+def counted(counter: Mapping[str, Any] | None) -> Counts | None:
+    """The counts of a counter item (`records.counts_key`), or None while it has no basis."""
+    counts, _ = records.readable_counts(counter)
+    if counts["groups"] is None:
+        return None
+    return Counts(counts["users_active"], counts["users_inactive"], counts["groups"])
+
+
 def mirror_counts(table: CountingTable, directory_id: str) -> Counts:
-    """The mirror's live users (active / not active, as WorkOS counts them) and groups: one query per kind."""
+    """The mirror's live users (active / not active, as WorkOS counts them) and groups: one query per kind (what the
+    counter item spares; for a directory whose counter has no basis yet)."""
     users = table.count_live(directory_id, schema.USER_PREFIX)
     groups = table.count_live(directory_id, schema.GROUP_PREFIX)
     return Counts(users.get("active", 0), users.get("inactive", 0), groups.get("live", 0))

@@ -14,12 +14,15 @@ from shared.apply.purge import PurgeStore
 from shared.key_check import MirrorDirectories
 from shared.lease import ItemTable
 from shared.model.records import ItemKey
+from shared.reconcile.counts import CountsTable
 from shared.reconcile.health import HealthTable
 
 
-class ReconcileTable(DirectoryStore, PurgeStore, ItemTable, MirrorDirectories, HealthTable, Protocol):
-    """The write rule and its cascades, the purge, leases and checkpoints, the key check, health, and the reads of
-    the phases (stored versions, a group's members, the last runs of a wave)."""
+class ReconcileTable(DirectoryStore, PurgeStore, ItemTable, MirrorDirectories, HealthTable, CountsTable, Protocol):
+    """The write rule and its cascades, the purge, leases and checkpoints, the key check, health, the counts'
+    correction, and the reads of the phases (stored versions, a group's members, the last runs of a wave)."""
+
+    def count_live(self, directory_id: str, prefix: str, *, consistent: bool = False) -> dict[str, int]: ...
 
     def batch_get(
         self, keys: Collection[ItemKey], *, projection: Sequence[str] | None = None

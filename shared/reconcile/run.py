@@ -10,6 +10,8 @@ records and the same conditional write (`put_if_newer`) as the apply Lambda, so:
   created after the run began is newer and wins;
 - a user, group or directory missing from the listing is removed only after a `get` answers 404, and then its
   tombstone is newer than anything stored (deletion is final in WorkOS);
+- a run that completes sets the directory's counter item from the partition (`shared.reconcile.counts`), the
+  backstop of the counts the writers keep;
 - a directory is deleted only on positive evidence, and mass deletions wait for an operator
   (`shared.reconcile.deletion_guard`): a run that would delete without evidence is REFUSED, one over the limits is
   HELD, and neither writes anything.
@@ -22,6 +24,7 @@ keeps two runs for one directory from interleaving.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,11 +32,13 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from shared.apply.ports import PermanentStoreError, TransientStoreError
 from shared.key_check import KeyCheck, KeyView
 from shared.lease import Lease
 from shared.model import records, schema
 from shared.model.events import micros
 from shared.reconcile.checkpoint import LAST_RUN_SK, CheckpointStore, Drift
+from shared.reconcile.counts import CountsCorrection, correct_counts
 from shared.reconcile.deletion_guard import DeletionPolicy, DeletionRefusedError, DeletionsHeldError
 from shared.reconcile.phases import (
     DirectoryApi,
@@ -48,6 +53,8 @@ from shared.reconcile.phases import (
 from shared.reconcile.ports import ReconcileTable
 from shared.reconcile.writes import RepairWriter
 from shared.resources import DEFAULT_TOMBSTONE_TTL_DAYS
+
+logger = logging.getLogger(__name__)
 
 LEASE_SK = f"{schema.RECONCILE_PREFIX}LEASE"
 PHASES = ("directory", "groups", "users", "memberships", "deletions", "done")
@@ -78,6 +85,9 @@ class DirectoryReport:
     error: str | None = None
     busy_since_ms: int | None = None  # BUSY: when the run holding the lease started
     skipped: int = 0  # listed items that cannot be stored (logged by id; never deleted)
+    # The counter item set from the partition at the end (`shared.reconcile.counts`): by how much the maintained
+    # counts were off ({} none); None when this run did not set them (not complete, out of time, or writers raced).
+    counts_corrected: dict[str, int] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +99,7 @@ class DirectoryReport:
             "duration_seconds": round(self.duration_seconds, 3),
             "error": self.error,
             "skipped": self.skipped,
+            "counts_corrected": self.counts_corrected,
         }
 
 
@@ -190,8 +201,12 @@ class DirectoryReconciler:
                 evidence=KeyCheck(self._api, self._table).view,
                 deletions=deletions or config.deletions,
             )
+            corrected: CountsCorrection | None = None
             try:
                 status = run.execute()
+                corrected = (
+                    self._correct_counts(directory_id, remaining_seconds) if status is RunStatus.COMPLETE else None
+                )
             except _Paused:
                 run.save()
                 status = RunStatus.CONTINUE
@@ -220,12 +235,24 @@ class DirectoryReconciler:
                 lease.release()
         report = DirectoryReport(directory_id, status, run.checkpoint.run_id, run.checkpoint.drift)
         report.skipped = run.checkpoint.skipped
+        report.counts_corrected = corrected.drift if corrected is not None else None
         report.duration_seconds = time.monotonic() - started
         if status in (RunStatus.COMPLETE, RunStatus.DELETED):
             checkpoints.delete()
             if status is RunStatus.COMPLETE:
                 checkpoints.record_finished(report.as_dict())
         return report
+
+    def _correct_counts(self, directory_id: str, remaining_seconds: Callable[[], float]) -> CountsCorrection | None:
+        """The store now matches WorkOS: set the directory's counter from its partition (two strongly consistent
+        queries). Skipped near the end of the budget; a failure leaves the maintained counts as they are."""
+        if remaining_seconds() < self._config.reserve_seconds:
+            return None
+        try:
+            return correct_counts(self._table, directory_id, clock=self._clock)
+        except (TransientStoreError, PermanentStoreError) as error:
+            logger.warning("counts not corrected", extra={"directory_id": directory_id, "reason": str(error)})
+            return None
 
 
 class _Run:

@@ -1,5 +1,8 @@
 """Reconcile's writes: the apply Lambda's conditional write (`write_record`), plus a cache of stored versions.
 
+Like the applier's, each write's transition moves the directory's counts (`shared.apply.counts`): one UpdateItem ADD
+after each page of writes, or after a single write.
+
 Stored versions of a directory's users (or groups) are read once per invocation and kept current with the run's
 own writes. Webhooks landing meanwhile can make the cache stale, which is safe: every write is conditional, and a
 deletion is only ever made after WorkOS confirms it with a 404.
@@ -11,6 +14,8 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from shared.apply import counts
+from shared.apply.counts import CountTally
 from shared.apply.read_back import ReadBack
 from shared.apply.write_rule import Cascade, WriteResult, end_memberships, write_record
 from shared.model import records, schema
@@ -34,6 +39,7 @@ class RepairWriter:
         self._ttl = tombstone_ttl_seconds
         self.pool = pool
         self._cache: dict[str, dict[str, StoredVersion]] = {}
+        self._tally = CountTally()
         # Writes run on the pool while the run loads the next kind's versions (pages are pipelined): one lock for
         # the cache's shape and its updates, or a writer iterating it meets a new kind mid-iteration.
         self._lock = threading.Lock()
@@ -56,7 +62,23 @@ class RepairWriter:
 
     def write(self, record: Record) -> bool:
         """True if the store took it (it was newer); raises on a store failure, so the run checkpoints and fails."""
-        result, detail = write_record(self._table, record)
+        try:
+            return self._write(record)
+        finally:
+            self.flush_counts()
+
+    def write_many(self, batch: list[Record]) -> list[bool]:
+        try:
+            return list(self.pool.map(self._write, batch))
+        finally:
+            self.flush_counts()
+
+    def flush_counts(self) -> None:
+        """ADD the counts the writes so far moved (a page's, concurrent pages' too): one UpdateItem per change."""
+        counts.flush(self._table, self._tally.take())
+
+    def _write(self, record: Record) -> bool:
+        result, detail = write_record(self._table, record, self._tally)
         if result in (WriteResult.TRANSIENT, WriteResult.THROTTLED, WriteResult.PERMANENT):
             raise RuntimeError(f"write of {record.key.sk} failed: {detail}")
         written = result is WriteResult.WRITTEN
@@ -66,9 +88,6 @@ class RepairWriter:
                     if record.key.sk.startswith(prefix):
                         cache[record.key.sk.removeprefix(prefix)] = StoredVersion(record.vkey, record.deleted)
         return written
-
-    def write_many(self, batch: list[Record]) -> list[bool]:
-        return list(self.pool.map(self.write, batch))
 
     def write_memberships(self, batch: list[Record]) -> list[bool]:
         """Membership repairs, then the apply Lambda's read-back (`shared.apply.read_back`): a webhook may delete the

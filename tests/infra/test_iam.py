@@ -34,7 +34,8 @@ TABLE_KMS = set(DYNAMODB_READER_KEY_ACTIONS)
 TABLE_WRITER_KMS = set(DYNAMODB_WRITER_KEY_ACTIONS)
 # GetSecretValue only (never DescribeSecret); kms:Decrypt on the secrets' own key, through Secrets Manager.
 SECRET_READ = {"secretsmanager:GetSecretValue", "kms:Decrypt"}
-APPLY_ITEMS = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem"}
+# UpdateItem: the directories' counter items (ADD), written by apply's and reconcile's transitions
+APPLY_ITEMS = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
 # Scan: the key check's strongly consistent "has the mirror ever held a directory" read (shared.key_check)
 RECONCILE_ITEMS = APPLY_ITEMS | {"dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:Scan"}
 TAIL_ITEMS = {"dynamodb:Query", "dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"}

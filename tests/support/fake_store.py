@@ -17,6 +17,9 @@ retries), with its source:
 - **Timeouts that happened anyway.** A write whose response is lost (socket timeout, 5xx after commit) raises a
   transient error although DynamoDB applied it (boto3 "read timeout" retries; DynamoDB API "Error handling":
   "the request may have succeeded").
+- **The counter item's changes** (`add_counts`) are writes like any other: throttled before they land, or landed
+  with their response lost, or the Lambda killed right after. A change whose token is the last one stored is refused
+  (DynamoDB's condition on the token), so a retry of a landed change adds nothing.
 - **The Lambda killed between two writes** (timeout, out of memory, a runtime crash): `LambdaKilledError` after a
   random number of writes; SQS then redelivers the whole batch after its visibility timeout (Lambda developer
   guide, "Using Lambda with Amazon SQS": "the entire batch ... becomes visible again").
@@ -27,13 +30,13 @@ from __future__ import annotations
 import copy
 import random
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from shared.apply.ports import StoreThrottledError, TransientStoreError
-from shared.model import schema
-from shared.model.records import ItemKey, Record, StoredVersion
+from shared.model import records, schema
+from shared.model.records import CountChange, ItemKey, Record, Replaced, StoredVersion
 
 
 class LambdaKilledError(BaseException):
@@ -117,6 +120,10 @@ class FakeDirectoryStore:
             }
 
     def put_if_newer(self, record: Record) -> bool:
+        return self.replace_if_newer(record).written
+
+    def replace_if_newer(self, record: Record) -> Replaced:
+        """DynamoDB's conditional put with ReturnValues=ALL_OLD: the replaced item when written."""
         unkind = self.unkindness
         with self._lock:
             self._count("put_if_newer")
@@ -125,12 +132,56 @@ class FakeDirectoryStore:
             self._maybe_throttle("PutItem")
             existing = self.items.get(record.key)
             if existing is not None and int(existing[schema.VERSION_ATTRIBUTE]) >= record.vkey:
-                return False
+                return Replaced(False)
             self._commit(record.key, dict(record.item()))
             if unkind is not None and unkind.chance(unkind.kill_rate):
                 raise LambdaKilledError(f"killed after writing {record.key.sk}")
             if unkind is not None and unkind.chance(unkind.lost_response_rate):
                 raise TransientStoreError("read timeout (the write was applied)")
+            return Replaced(True, copy.deepcopy(existing))
+
+    def add_counts(self, change: CountChange) -> None:
+        """UpdateItem ADD on the counter item, conditional on the change's token not being the last one stored."""
+        unkind = self.unkindness
+        key = records.counts_key(change.directory_id)
+        with self._lock:
+            self._count("add_counts")
+            self._maybe_throttle("UpdateItem")
+            existing = self.items.get(key)
+            if existing is not None and existing.get(records.COUNTS_TOKEN) == change.token:
+                return  # ConditionalCheckFailedException: this change landed before
+            item: dict[str, Any] = (
+                copy.deepcopy(existing) if existing else {schema.PARTITION_KEY: key.pk, schema.SORT_KEY: key.sk}
+            )
+            item.setdefault(schema.VERSION_ATTRIBUTE, 0)
+            item.setdefault(schema.DELETED_ATTRIBUTE, False)
+            for name, delta in {
+                **change.deltas,
+                records.COUNTS_SEQ: 1,
+                records.COUNTS_UNOBSERVED: change.unobserved,
+            }.items():
+                if delta or name == records.COUNTS_SEQ:
+                    item[name] = int(item.get(name, 0)) + delta
+            item[records.COUNTS_TOKEN] = change.token
+            if change.created:
+                item.setdefault(records.COUNTS_BASIS, records.BASIS_CREATED)
+            self._commit(key, item)
+            if unkind is not None and unkind.chance(unkind.kill_rate):
+                raise LambdaKilledError("killed after adding to the counts")
+            if unkind is not None and unkind.chance(unkind.lost_response_rate):
+                raise TransientStoreError("read timeout (the counts were added)")
+
+    def set_counts(self, item: Mapping[str, Any], *, expected_seq: int | None) -> bool:
+        key = ItemKey(str(item[schema.PARTITION_KEY]), str(item[schema.SORT_KEY]))
+        with self._lock:
+            self._count("set_counts")
+            self._maybe_throttle("PutItem")
+            existing = self.items.get(key)
+            if (existing is None) != (expected_seq is None):
+                return False
+            if existing is not None and int(existing.get(records.COUNTS_SEQ, 0)) != expected_seq:
+                return False
+            self._commit(key, dict(item))
             return True
 
     def entity_versions(self, directory_id: str, prefix: str) -> dict[str, StoredVersion]:
@@ -180,6 +231,38 @@ class FakeDirectoryStore:
             )
         for _, item in selected:
             yield item
+
+    # --- What `dsync status` and the reconcile's correction read --------------------------------------------------
+
+    def batch_get(self, keys: Collection[ItemKey], *, projection: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Strongly consistent, by key; one call per 100 keys, as the adapter's BatchGetItem chunks."""
+        keys = sorted(set(keys))
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(keys), 100):
+            with self._lock:
+                self._count("batch_get")
+                self._maybe_throttle("BatchGetItem")
+                found += [copy.deepcopy(self.items[key]) for key in keys[start : start + 100] if key in self.items]
+        return found
+
+    def query_index(self, index: schema.IndexSpec, partition_value: str) -> Iterator[dict[str, Any]]:
+        """A global secondary index: eventually consistent (it may lag the table, see the module doc)."""
+        self._count("query_index")
+        self._maybe_throttle("Query")
+        snapshot = self._index_snapshot()
+        for key in sorted(snapshot):
+            if snapshot[key].get(index.partition_key) == partition_value:
+                yield copy.deepcopy(snapshot[key])
+
+    def count_live(self, directory_id: str, prefix: str, *, consistent: bool = False) -> dict[str, int]:
+        self._count("count_live")
+        self._maybe_throttle("Query")
+        counts = {"live": 0, "active": 0, "inactive": 0}
+        for item in self.partition(directory_id, prefix):
+            if not item.get(schema.DELETED_ATTRIBUTE):
+                counts["live"] += 1
+                counts["active" if item.get("state", "active") == "active" else "inactive"] += 1
+        return counts
 
     # --- What the purge uses (`shared.apply.purge.PurgeStore`) -----------------------------------------------------
 

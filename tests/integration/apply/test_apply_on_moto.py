@@ -17,7 +17,7 @@ from shared.adapters.dynamodb import DirectoryTable, dynamodb_client
 from shared.apply.applier import Applier
 from shared.apply.ports import TransientStoreError
 from shared.model import lanes
-from shared.model.records import Record
+from shared.model.records import Record, Replaced
 from shared.read.reader import DirectoryReader
 from tests.support import dsync_events as ev
 from tests.support.lambda_context import lambda_context
@@ -149,10 +149,10 @@ class FailingDirectoryStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    def put_if_newer(self, record: Record) -> bool:
+    def replace_if_newer(self, record: Record) -> Replaced:
         if record.key.pk == self._failing:
             raise TransientStoreError("ProvisionedThroughputExceededException (injected)")
-        return self._inner.put_if_newer(record)
+        return self._inner.replace_if_newer(record)
 
 
 def test_a_throttled_directory_fails_its_group_while_others_proceed(

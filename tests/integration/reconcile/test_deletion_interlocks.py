@@ -33,7 +33,7 @@ from shared.apply.ports import InboundMessage, Status, StoreThrottledError
 from shared.key_check import KeyCheck, compare
 from shared.lease import Lease
 from shared.model import schema
-from shared.model.records import Record
+from shared.model.records import Record, Replaced
 from shared.read.reader import DirectoryReader
 from shared.reconcile.deletion_guard import DeletionPolicy
 from shared.reconcile.jobs import WavePlanner, discover, run_job
@@ -347,11 +347,11 @@ class ThrottledOnceCascade(DirectoryTable):
 
     armed = True
 
-    def put_if_newer(self, record: Record) -> bool:
+    def replace_if_newer(self, record: Record) -> Replaced:
         if self.armed and record.key.sk.startswith(schema.MEMBER_PREFIX) and record.deleted:
             self.armed = False
             raise StoreThrottledError("ProvisionedThroughputExceededException")
-        return super().put_if_newer(record)
+        return super().replace_if_newer(record)
 
 
 def test_a_group_removal_whose_cascade_failed_once_ends_every_membership_on_the_retry(envs: Environments) -> None:

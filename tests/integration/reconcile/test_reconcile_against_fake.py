@@ -24,10 +24,10 @@ from shared.adapters.workos_api import WorkOSDirectoryApi
 from shared.apply.applier import Applier
 from shared.apply.ports import InboundMessage, Status
 from shared.lease import Lease
-from shared.model import schema
-from shared.model.records import ItemKey, Record
+from shared.model import records, schema
+from shared.model.records import ItemKey, Record, Replaced
 from shared.read.reader import DirectoryReader
-from shared.reconcile.run import LEASE_SK, DirectoryReconciler, ReconcileConfig, RunStatus
+from shared.reconcile.run import LAST_RUN_SK, LEASE_SK, DirectoryReconciler, ReconcileConfig, RunStatus
 from tests.support.fake_store import FakeDeadLetters
 from tests.support.histories import project
 
@@ -107,13 +107,13 @@ def synced_directory(world: World, *, users: int = 30, groups: int = 5) -> str:
 def test_a_store_that_matches_causes_zero_writes(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     directory_id = synced_directory(world)
     writes: list[str] = []
-    original = world.table.put_if_newer
+    original = world.table.replace_if_newer
 
-    def counting(record: Record) -> bool:
+    def counting(record: Record) -> Replaced:
         writes.append(record.key.sk)
         return original(record)
 
-    monkeypatch.setattr(world.table, "put_if_newer", counting)
+    monkeypatch.setattr(world.table, "replace_if_newer", counting)
     report = world.reconciler().run(directory_id)
     assert report.status is RunStatus.COMPLETE
     assert report.drift.total() == 0 and writes == []
@@ -383,3 +383,45 @@ def test_a_user_that_can_never_be_stored_is_skipped_by_id_without_personal_data(
     assert vars(skipped)["id"] == bad_id and "first_name" in vars(skipped)["reason"]
     assert "PII-Ada-Lovelace" not in str(vars(skipped))
     assert "PII-Ada-Lovelace" not in json.dumps(report.as_dict())
+
+
+# --- The directory's counter item: kept by apply's and reconcile's writes, set from the partition at the end --------
+
+
+def workos_counts(world: World, directory_id: str) -> dict[str, int]:
+    truth = world.model.snapshot(directory_id)
+    active = sum(1 for user in truth["users"] if user["state"] == "active")
+    return {"users_active": active, "users_inactive": len(truth["users"]) - active, "groups": len(truth["groups"])}
+
+
+def mirror_counts(world: World, directory_id: str) -> dict[str, int | None]:
+    counts, _ = records.readable_counts(world.table.get_item(records.counts_key(directory_id)))
+    return counts
+
+
+def test_webhooks_and_a_reconciles_repairs_keep_the_counts_so_its_correction_finds_nothing(world: World) -> None:
+    directory_id = synced_directory(world)
+    assert mirror_counts(world, directory_id) == workos_counts(world, directory_id)  # applied webhooks counted
+    users, groups = world.model.user_ids(directory_id), world.model.group_ids(directory_id)
+    world.model.deactivate_user(users[0])
+    world.model.delete_user(users[1])
+    world.model.delete_group(groups[0])
+    world.model.create_user(directory_id, first_name="New", last_name="Comer", email="new@acme.test")
+    world.model.drain_events()  # the webhooks are lost: only the reconcile repairs them
+    report = world.reconciler().run(directory_id)
+    assert report.status is RunStatus.COMPLETE and report.drift.total() > 0
+    assert report.counts_corrected == {}  # the repairs' own transitions moved the counts
+    assert mirror_counts(world, directory_id) == workos_counts(world, directory_id)
+
+
+def test_counts_that_missed_a_batch_are_set_from_the_partition_by_the_reconcile(world: World) -> None:
+    directory_id = synced_directory(world)
+    # A Lambda killed between its writes and its counter update: the counts lost that batch's transitions.
+    world.table.add_counts(records.CountChange(directory_id, {"users_active": -3, "groups": 1}, token="lost"))
+    report = world.reconciler().run(directory_id)
+    assert report.status is RunStatus.COMPLETE and report.counts_corrected == {"users_active": 3, "groups": -1}
+    assert mirror_counts(world, directory_id) == workos_counts(world, directory_id)
+    counter = world.table.get_item(records.counts_key(directory_id)) or {}
+    assert counter["basis"] == "reconcile" and counter["reconciled_at"] and counter["unobserved"] == 0
+    last = world.table.get_item(ItemKey(schema.directory_pk(directory_id), LAST_RUN_SK)) or {}
+    assert last["counts_corrected"] == {"users_active": 3, "groups": -1}  # `dsync status` shows the last run's

@@ -70,3 +70,66 @@ def test_transient_failures_past_the_attempts_are_raised() -> None:
     client = FlakyClient(client_error("InternalServerError"), client_error("InternalServerError"))
     with pytest.raises(TransientStoreError):
         table(client, 2).put_if_newer(RECORD)
+
+
+def test_a_write_that_landed_before_its_timeout_does_not_know_what_it_replaced() -> None:
+    replaced = table(FlakyClient("committed-then-timeout", "ok"), 3).replace_if_newer(RECORD)
+    assert (replaced.written, replaced.old_known) == (True, False)  # the counts take it as unobserved
+
+
+def test_a_put_answers_with_the_replaced_item() -> None:
+    client = FlakyClient("ok")
+    client.stored = {"pk": {"S": "DIR#d"}, "sk": {"S": "USER#u"}, "vkey": {"N": "1"}, "state": {"S": "active"}}
+    original = client.put_item
+
+    def put_item(**request: Any) -> dict[str, Any]:
+        assert request["ReturnValues"] == "ALL_OLD"
+        old = client.stored
+        original(**request)
+        return {"Attributes": old}
+
+    client.put_item = put_item  # type: ignore[method-assign]
+    replaced = table(client, 1).replace_if_newer(RECORD)
+    assert replaced.written and replaced.old == {"pk": "DIR#d", "sk": "USER#u", "vkey": 1, "state": "active"}
+
+
+class CountsClient:
+    """UpdateItem with the counter's token condition: each scripted outcome, then DynamoDB's answer."""
+
+    def __init__(self, *outcomes: Any) -> None:
+        self.outcomes = list(outcomes)
+        self.last_token: str | None = None
+        self.added = 0
+        self.requests: list[dict[str, Any]] = []
+
+    def update_item(self, **request: Any) -> dict[str, Any]:
+        self.requests.append(request)
+        outcome = self.outcomes.pop(0) if self.outcomes else "ok"
+        if isinstance(outcome, Exception):
+            raise outcome
+        token = request["ExpressionAttributeValues"][":tok"]["S"]
+        if self.last_token == token:
+            raise client_error("ConditionalCheckFailedException")
+        self.last_token, self.added = token, self.added + 1
+        if outcome == "committed-then-timeout":
+            raise ReadTimeoutError(endpoint_url="http://dynamodb")
+        return {}
+
+
+CHANGE = records.CountChange("d", {"users_active": 2, "groups": -1}, token="t1", unobserved=1, created=True)
+
+
+def test_a_counts_change_retried_after_its_timeout_is_added_once() -> None:
+    client = CountsClient("committed-then-timeout")
+    DirectoryTable("t", client=client, transient_attempts=3).add_counts(CHANGE)  # type: ignore[arg-type]
+    assert client.added == 1 and len(client.requests) == 2  # the retry was refused by its own token
+    request = client.requests[0]
+    assert request["UpdateExpression"].startswith("ADD #seq :one, #c0 :c0, #c1 :c1, #u :u SET #tok = :tok")
+    assert "#b = if_not_exists(#b, :b)" in request["UpdateExpression"]
+    assert request["ConditionExpression"] == "attribute_not_exists(#tok) OR #tok <> :tok"
+
+
+def test_a_throttled_counts_change_is_raised_for_its_caller_to_retry() -> None:
+    client = CountsClient(client_error("ThrottlingException"))
+    with pytest.raises(StoreThrottledError):
+        DirectoryTable("t", client=client, transient_attempts=3).add_counts(CHANGE)  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ from shared.apply.applier import Applier
 from shared.apply.overflow import HotDirectories, OverflowLane, OverflowMessage
 from shared.apply.ports import ApplyConfig, Status, StoreThrottledError
 from shared.model import records, schema
-from shared.model.records import ItemKey, Record, StoredVersion
+from shared.model.records import ItemKey, Record, Replaced, StoredVersion
 from tests.support import dsync_events as ev
 from tests.support.fake_store import FakeDeadLetters, FakeDirectoryStore, FakeWorkQueue
 
@@ -40,10 +40,10 @@ class ThrottlingStore(FakeDirectoryStore):
         super().__init__()
         self.hot = hot
 
-    def put_if_newer(self, record: Record) -> bool:
+    def replace_if_newer(self, record: Record) -> Replaced:
         if schema.directory_id_of_pk(record.key.pk) in self.hot:
             raise StoreThrottledError("ProvisionedThroughputExceededException")
-        return super().put_if_newer(record)
+        return super().replace_if_newer(record)
 
 
 class RacingStore(FakeDirectoryStore):

@@ -17,7 +17,7 @@ from shared.apply.ports import ApplyConfig, MessageOutcome, Status, StoreThrottl
 from shared.changes.derive import GROUP_CREATED, MEMBERSHIP_ADDED, USER_PROVISIONED, changes_from_stream_record
 from shared.changes.guard import untrue_events
 from shared.model import records, schema
-from shared.model.records import ItemKey, Record, StoredVersion
+from shared.model.records import ItemKey, Record, Replaced, StoredVersion
 from tests.support import dsync_events as ev
 from tests.support import streams
 from tests.support.fake_store import (
@@ -66,12 +66,12 @@ class KillAfter(FakeDirectoryStore):
         super().__init__(Unkindness(index_lag=True))
         self.prefix: str | None = prefix
 
-    def put_if_newer(self, record: Record) -> bool:
-        written = super().put_if_newer(record)
-        if written and self.prefix and record.key.sk.startswith(self.prefix):
+    def replace_if_newer(self, record: Record) -> Replaced:
+        replaced = super().replace_if_newer(record)
+        if replaced.written and self.prefix and record.key.sk.startswith(self.prefix):
             self.prefix = None
             raise LambdaKilledError(record.key.sk)
-        return written
+        return replaced
 
 
 # --- 3. The user cascade reads what the lane's previous batch wrote, not a lagging index ----------------------------
@@ -198,14 +198,14 @@ def test_a_cascade_throttled_by_its_partition_moves_to_the_overflow_lane() -> No
     apply(seed, ev.membership("dsync.group.user_added", created=1))
     overflow = RecordingOverflow()
     app = applier(store, overflow=OverflowLane(overflow))
-    original = store.put_if_newer
+    original = store.replace_if_newer
 
-    def throttled_memberships(record: Record) -> bool:
+    def throttled_memberships(record: Record) -> Replaced:
         if record.key.sk.startswith(schema.MEMBER_PREFIX):
             raise StoreThrottledError("ThrottlingException")
         return original(record)
 
-    store.put_if_newer = throttled_memberships  # type: ignore[method-assign]
+    store.replace_if_newer = throttled_memberships  # type: ignore[method-assign]
     [outcome] = apply(app, ev.event("dsync.group.deleted", ev.group(updated=5), created=5))
     assert outcome.status is Status.MOVED and len(overflow.moved) == 1
 
