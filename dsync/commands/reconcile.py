@@ -11,7 +11,7 @@ from typing import Any
 from dsync.errors import CLI_WORKOS_TIMEOUT_SECONDS, CLI_WORKOS_UNAVAILABLE_RETRIES, CommandError
 from dsync.targets import Target
 from shared.adapters.dynamodb import DirectoryTable
-from shared.adapters.secrets import parse_api_key
+from shared.adapters.secrets import parse_api_base_url, parse_api_key
 from shared.apply.purge import purge_directory
 from shared.key_check import KeyCheck
 from shared.model import records
@@ -39,6 +39,18 @@ def resolve_api_key(target: Target, explicit: str | None) -> str:
     raise ReconcileCommandError(
         "no WorkOS API key: pass --workos-api-key, set WORKOS_API_KEY, or store it in the stack's secret"
     )
+
+
+def resolve_base_url(target: Target, explicit: str | None) -> str | None:
+    """--workos-base-url / $WORKOS_BASE_URL, else the one stored beside the key (the local stack stores its fake's),
+    else WorkOS's own (None)."""
+    if explicit or not target.workos_api_key_secret_id:
+        return explicit
+    try:
+        value = target.client("secretsmanager").get_secret_value(SecretId=target.workos_api_key_secret_id)
+    except Exception:
+        return None
+    return parse_api_base_url(value.get("SecretString"))
 
 
 class ReconcileProgress:
@@ -109,6 +121,7 @@ def run_reconcile(
         key = resolve_api_key(target, api_key)
     except ReconcileCommandError as error:
         raise CommandError(str(error)) from error
+    base_url = resolve_base_url(target, base_url)
     table = DirectoryTable(target.table_name, client=target.client("dynamodb"))
     jobs = InlineJobs(table)
     started = time.monotonic()
@@ -181,6 +194,7 @@ def check_key(target: Target, *, api_key: str | None, base_url: str | None) -> d
         key = resolve_api_key(target, api_key)
     except ReconcileCommandError as error:
         raise CommandError(str(error)) from error
+    base_url = resolve_base_url(target, base_url)
     where = base_url or "https://api.workos.com"
     table = DirectoryTable(target.table_name, client=target.client("dynamodb"))
     try:

@@ -6,7 +6,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from dsync.commands.reconcile import ReconcileCommandError, resolve_api_key
+from dsync.commands.reconcile import ReconcileCommandError, resolve_api_key, resolve_base_url
 from dsync.errors import CLI_WORKOS_TIMEOUT_SECONDS, CLI_WORKOS_UNAVAILABLE_RETRIES, CommandError
 from dsync.targets import Target
 from shared.adapters.dynamodb import DirectoryTable
@@ -45,6 +45,7 @@ def run_replay(
         key = resolve_api_key(target, api_key)
     except (ReplayWindowError, ReconcileCommandError) as error:
         raise CommandError(str(error)) from error
+    base_url = resolve_base_url(target, base_url)
     queue = SqsEventQueue(target.event_queue_url, client=target.client("sqs"))
     api = WorkOSDirectoryApi(
         api_key=key,

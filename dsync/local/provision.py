@@ -66,6 +66,7 @@ def provision(
     names: LocalNames = LOCAL_NAMES,
     webhook_secrets: Sequence[str] = (),
     workos_api_key: str | None = None,
+    workos_base_url: str | None = None,
 ) -> LocalResources:
     session = boto3.session.Session(region_name=region)
     dynamodb = session.client("dynamodb", endpoint_url=endpoint_url)
@@ -90,7 +91,10 @@ def provision(
         events.create_event_bus(Name=names.change_bus)
 
     webhook_value = json.dumps({"webhook_secrets": list(webhook_secrets)})
-    api_key_value = json.dumps({"api_key": workos_api_key or ""})
+    # The base URL beside the key: `dsync reconcile` on this stack then reaches the fake, not WorkOS.
+    api_key_value = json.dumps(
+        {"api_key": workos_api_key or "", **({"base_url": workos_base_url} if workos_base_url else {})}
+    )
     return LocalResources(
         table_name=names.table,
         table_stream_arn=stream_arn,

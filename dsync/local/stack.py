@@ -109,6 +109,7 @@ class LocalStack:
             region=REGION,
             webhook_secrets=self.options.webhook_secrets,
             workos_api_key=self.options.workos_api_key,
+            workos_base_url=self.options.workos_base_url,
         )
         os.environ.update(self.resources.environment())
         change_tap_url = self._tap_change_bus()

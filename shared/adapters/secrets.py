@@ -57,6 +57,19 @@ def parse_api_key(value: str | None) -> str | None:
     return text or None
 
 
+def parse_api_base_url(value: str | None) -> str | None:
+    """`{"api_key": ..., "base_url": ...}`: the WorkOS API the key belongs to, when it is not WorkOS's own (the local
+    stack's fake). The Lambdas take theirs from WORKOS_BASE_URL; the operator CLI honours this one."""
+    if value is None or not value.strip().startswith("{"):
+        return None
+    try:
+        document = json.loads(value)
+    except ValueError:
+        return None
+    url = document.get("base_url") if isinstance(document, dict) else None
+    return url.strip() if isinstance(url, str) and url.strip() else None
+
+
 class _CachedSecret:
     """One secret through Powertools' cache; forced refreshes are rate-limited so bad requests cannot storm it."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 
@@ -15,6 +16,7 @@ from dsync.errors import CommandError
 from dsync.fake_workos import DirectoryModel, FakeWorkOS
 from dsync.targets import Target
 from shared.adapters.sqs import FAILURE_REASON_ATTRIBUTE
+from shared.resources import LOCAL_NAMES
 from tests.support import dsync_events as ev
 
 pytestmark = pytest.mark.integration
@@ -76,3 +78,16 @@ def test_reconcile_of_an_id_nobody_knows_is_an_error_and_changes_nothing(target:
     """Issue #20: a typo'd --directory reported a deletion."""
     with pytest.raises(CommandError, match=r"neither WorkOS .* nor the mirror knows directory 'directory_typo'"):
         run_reconcile(target, directory_id="directory_typo", api_key=fake.api_key, base_url=fake.base_url)
+
+
+def test_reconcile_of_a_local_stack_reaches_the_fake_its_secret_names(target: Target, fake: FakeWorkOS) -> None:
+    """Issue #20: the local stack's secret kept the key but not the base URL, so `dsync reconcile` on a stack started
+    beside a fake WorkOS went to the real one. It stores both now, and the CLI honours the stored URL."""
+    from dsync.local.provision import provision
+
+    provision(webhook_secrets=["whsec_x"], workos_api_key=fake.api_key, workos_base_url=fake.base_url)
+    directory_id = fake.model.create_directory()["id"]
+    fake.model.create_user(directory_id, first_name="A", last_name="B", email="a@b.test")
+    secret_target = dataclasses.replace(target, workos_api_key_secret_id=LOCAL_NAMES.workos_api_key_secret)
+    report = run_reconcile(secret_target, directory_id=None, api_key=None, base_url=None)
+    assert report["ok"] and directory_id in [d["directory_id"] for d in report["directories"]]
