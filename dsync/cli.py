@@ -52,8 +52,24 @@ def cmd_send_test_event(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from dsync.commands.mirror import status
+    from dsync.commands.status_view import render_table
+    from shared.read.status import Limits
 
-    _print_json(status(_target(args)))
+    document = status(
+        _target(args),
+        directory_id=args.directory,
+        unhealthy_only=args.unhealthy,
+        summary_only=args.summary,
+        limits=Limits(tail_poll_age_seconds=args.tail_poll_age_alarm, unhealthy_minutes=args.unhealthy_minutes),
+    )
+    if (args.output or ("table" if sys.stdout.isatty() else "json")) == "table":
+        print(render_table(document))
+    else:
+        _print_json(document)
+    if args.check:
+        for reason in document["attention"]:
+            print(f"dsync status: needs attention: {reason}", file=sys.stderr)
+        return 1 if document["attention"] else 0
     return 0
 
 
@@ -314,9 +330,14 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--timeout", type=positive_float, default=15.0, help="seconds (default: %(default)s)")
     send.set_defaults(func=cmd_send_test_event)
 
+    from dsync.commands.status_view import add_status_arguments
+
     status = commands.add_parser(
-        "status", help="queue depths, the Events API tail (cursor, lag, poll age) and each directory's progress"
+        "status",
+        help="queue depths, the Events API tail (cursor, lag, poll age), each directory's health, counts and progress, "
+        "and what needs attention; a few reads per 100 directories, never a partition scan",
     )
+    add_status_arguments(status)
     _target_arguments(status)
     status.set_defaults(func=cmd_status)
 

@@ -162,6 +162,7 @@ def queues(status: dict[str, Any]) -> dict[str, int]:
 
 
 def test_status_reports_queues_the_tail_and_every_directory(local_stack: RunningStack) -> None:
+    local_stack.wait_drained()
     status = local_stack.status()
     assert set(status) == {
         "queued",
@@ -171,14 +172,49 @@ def test_status_reports_queues_the_tail_and_every_directory(local_stack: Running
         "overflow_in_flight",
         "tail",
         "last_smoke_test",
+        "summary",
+        "attention",
         "directories",
     }
     assert all(isinstance(value, int) for value in queues(status).values())
     assert status["tail"] is None or status["tail"]["poll_age_seconds"] < 60  # the tail runs with the stack
+    assert status["summary"]["directories"] == len(status["directories"])
     for directory in status["directories"]:
-        assert set(directory) == {"id", "state", "health", "mirror_counts", "last_event", "last_reconcile"}
+        assert set(directory) == {
+            "id",
+            "state",
+            "health",
+            "mirror_counts",
+            "mirror_counts_basis",
+            "last_event",
+            "last_reconcile",
+            "problems",
+        }
         assert set(directory["mirror_counts"]) == {"users_active", "users_inactive", "groups"}
         assert all(isinstance(count, int) for count in directory["mirror_counts"].values())
+        # The counter item the writers keep equals what the partition holds (the export's users and groups).
+        exported = local_stack.export(directory["id"])
+        active = sum(1 for user in exported["users"] if user["state"] == "active")
+        assert directory["mirror_counts"] == {
+            "users_active": active,
+            "users_inactive": len(exported["users"]) - active,
+            "groups": len(exported["groups"]),
+        }
+
+
+def test_status_flags_one_directory_a_summary_a_table_and_a_check(local_stack: RunningStack) -> None:
+    listed = local_stack.status()["directories"]
+    endpoint = ["--aws-endpoint", local_stack.aws_endpoint]
+    if listed:
+        one = json.loads(dsync("status", *endpoint, "--directory", listed[0]["id"]).stdout)
+        assert [directory["id"] for directory in one["directories"]] == [listed[0]["id"]]
+    typo = dsync("status", *endpoint, "--directory", "directory_01TYPO", check=False)
+    assert typo.returncode == 1 and "is unknown in the mirror" in typo.stderr.splitlines()[-1]
+    assert "directories" not in json.loads(dsync("status", *endpoint, "--summary").stdout)
+    table = dsync("status", *endpoint, "--output", "table").stdout
+    assert table.startswith("queues ") and ("DIRECTORY" in table) == bool(listed)
+    check = dsync("status", *endpoint, "--check", check=False)
+    assert check.returncode == (1 if json.loads(check.stdout)["attention"] else 0)
 
 
 def test_sigterm_stops_cleanly_and_leaves_nothing_running() -> None:
