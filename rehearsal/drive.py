@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from dsync.commands.webhooks import post_signed
 from dsync.fake_workos import FakeWorkOS
-from infra.config import EMULATOR_ACCOUNT
+from rehearsal.cdk import EMULATOR_ACCOUNT
 from shared.adapters.dynamodb import DirectoryTable
 from shared.model import records
 from shared.read.reader import DirectoryReader

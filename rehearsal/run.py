@@ -25,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -39,7 +40,6 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from dsync.fake_workos import DirectoryModel, FakeWorkOS, populate
-from infra.bundling import PROJECT_ROOT, host_interpreter
 from rehearsal.cdk import REGION, CdkCli, tail
 from rehearsal.drive import BusTap, DeployedPipeline, RehearsalError, scheduled_event, wait_for
 from rehearsal.ministack import MiniStack
@@ -49,6 +49,10 @@ from shared.model.records import ItemKey
 from shared.reconcile.checkpoint import LAST_RUN_SK
 from shared.resources import DEFAULT_STACK_NAME, Env
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# What the bundles are built for (`infra.bundling.host_interpreter`): the interpreter that runs app.py, this one.
+HOST_INTERPRETER = f"{sys.implementation.cache_tag}-{sysconfig.get_platform()}"
+INTERPRETER_PROBE = "import sys, sysconfig; print(f'{sys.implementation.cache_tag}-{sysconfig.get_platform()}')"
 # Settings the template leaves to their defaults, given to every function through MiniStack's environment: the fake
 # WorkOS, and tail invocations of 5 s polling every 0.5 s (the defaults, 50 s and 3 s, fit a one-minute schedule).
 TAIL_RUN_SECONDS = 5
@@ -202,9 +206,9 @@ class Rehearsal:
 
     def start(self, lines: list[str]) -> None:
         interpreter = self._ministack_interpreter()
-        if interpreter != host_interpreter():
+        if interpreter != HOST_INTERPRETER:
             raise RehearsalError(
-                f"MiniStack runs the functions on {interpreter}, the bundles are built for {host_interpreter()}: "
+                f"MiniStack runs the functions on {interpreter}, the bundles are built for {HOST_INTERPRETER}: "
                 "recreate .rehearse-venv from the project's interpreter (make clean && make rehearse)"
             )
         self.fake.start()
@@ -227,8 +231,9 @@ class Rehearsal:
 
     def _ministack_interpreter(self) -> str:
         python = self.options.ministack.parent / "python"
-        probe = "import sys, sysconfig; print(f'{sys.implementation.cache_tag}-{sysconfig.get_platform()}')"
-        result = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=False)  # noqa: S603
+        result = subprocess.run(  # noqa: S603 - MiniStack's own interpreter, a fixed probe
+            [str(python), "-c", INTERPRETER_PROBE], capture_output=True, text=True, check=False
+        )
         if result.returncode != 0:
             raise RehearsalError(f"{python} does not run ({result.stderr.strip()}): `make rehearse` installs it")
         return result.stdout.strip()

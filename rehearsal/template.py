@@ -23,7 +23,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from infra.config import EMULATOR_ACCOUNT
+from rehearsal.cdk import EMULATOR_ACCOUNT
 
 Json = Any
 RETAINED = ("Retain", "RetainExceptOnCreate")

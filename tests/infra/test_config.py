@@ -285,3 +285,14 @@ def test_each_rehearsal_switch_changes_only_its_own_part(template: Template) -> 
     assert code(archive_only) == code(template)
     bundles_only = Template.from_stack(build_stack({**EMULATOR, "rehearsalHostBundles": "true"}))
     assert len(resources(bundles_only, "AWS::Events::Archive")) == 1
+
+
+def test_the_rehearsal_harness_agrees_with_the_stack_on_account_and_interpreter() -> None:
+    """`rehearsal` keeps its own copies (importing infra would start the CDK's jsii runtime in the harness)."""
+    from infra.bundling import host_interpreter
+    from infra.config import EMULATOR_ACCOUNT
+    from rehearsal.cdk import EMULATOR_ACCOUNT as REHEARSAL_ACCOUNT
+    from rehearsal.run import HOST_INTERPRETER
+
+    assert REHEARSAL_ACCOUNT == EMULATOR_ACCOUNT
+    assert host_interpreter() == HOST_INTERPRETER
