@@ -181,18 +181,19 @@ def cmd_connect(args: argparse.Namespace) -> int:
 
 def cmd_portal_link(args: argparse.Namespace) -> int:
     from dsync.commands.connect import portal_link, read_api_key
-    from dsync.commands.reconcile import ReconcileCommandError, resolve_api_key
+    from dsync.commands.reconcile import ReconcileCommandError, resolve_api_key, resolve_base_url
 
+    base_url = args.workos_base_url
     if args.workos_api_key or os.environ.get("WORKOS_API_KEY"):
         key = args.workos_api_key or read_api_key()
     else:
+        target = _target(args)
         try:
-            key = resolve_api_key(_target(args), None)  # the stack's secret
+            key = resolve_api_key(target, None)  # the stack's secret
         except ReconcileCommandError as error:
             raise CommandError(str(error)) from error
-    link = portal_link(
-        key, organization_id=args.organization, it_contacts=args.it_contact, base_url=args.workos_base_url
-    )
+        base_url = resolve_base_url(target, base_url)
+    link = portal_link(key, organization_id=args.organization, it_contacts=args.it_contact, base_url=base_url)
     print(link)
     print(
         f"send this link to {', '.join(args.it_contact) or 'the customer'}'s IT admin: it opens WorkOS's Admin Portal "
