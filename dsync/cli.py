@@ -219,6 +219,17 @@ def cmd_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_directories(args: argparse.Namespace) -> int:
+    from dsync.commands.views import list_directories
+
+    rows = list_directories(
+        _target(args), organization_id=args.organization, unhealthy=args.unhealthy, drifted=args.drifted
+    )
+    _print_json(rows)
+    print(f"dsync directories: {len(rows)} directory(ies)", file=sys.stderr)
+    return 0
+
+
 def cmd_changes(args: argparse.Namespace) -> int:
     from dsync.commands.views import ChangeFollower, follow_changes
 
@@ -416,6 +427,15 @@ def _view_commands(commands: Any) -> None:
     key.add_argument("--id", help="the directory user id (directory_user_...)")
     _target_arguments(user)
     user.set_defaults(func=cmd_user)
+
+    directories = commands.add_parser(
+        "directories", help="the mirror's directories, one summary each (state, health, counts, last reconcile)"
+    )
+    directories.add_argument("--organization", default=None, help="only this organization's (org_...)")
+    directories.add_argument("--unhealthy", action="store_true", help="only those with a problem")
+    directories.add_argument("--drifted", action="store_true", help="only those whose last reconcile found drift")
+    _target_arguments(directories)
+    directories.set_defaults(func=cmd_directories)
 
     changes = commands.add_parser(
         "changes", help="the change events apps receive, as they happen (a temporary rule and queue, removed on exit)"

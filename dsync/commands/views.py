@@ -1,4 +1,5 @@
-"""Lookups and views an operator expects (issue #20): `dsync user`, `dsync changes --follow`, `dsync logs`.
+"""Lookups and views an operator expects (issue #20): `dsync user`, `dsync directories`, `dsync changes --follow`,
+`dsync logs`.
 
 - `user` goes through the read library (`shared.read.reader`): by email or IdP id, in a directory or across an
   organization's directories; not found is an error.
@@ -58,6 +59,43 @@ def find_user(
         raise CommandError(f"no live user {wanted!r} in {where}")
     user_directory = str(user.get("directory_id") or directory_id)
     return {**user, "groups": reader.user_groups(user_directory, str(user["id"]))}
+
+
+def list_directories(
+    target: Target, *, organization_id: str | None, unhealthy: bool, drifted: bool
+) -> list[dict[str, Any]]:
+    """The mirror's live directories, one summary each, from `dsync status`'s batched reads (no partition scan):
+    only an organization's, only those with a problem (`unhealthy`), only those whose last reconcile found drift."""
+    from shared.model import schema
+    from shared.read.status import directory_status
+
+    table = DirectoryTable(target.table_name, client=target.client("dynamodb"))
+    listed = {
+        str(item["id"]): item for item in table.query_index(schema.DIRECTORIES_INDEX, schema.DIRECTORY_INDEX_VALUE)
+    }
+    rows = []
+    for entry in directory_status(table, now=time.time()):
+        directory = listed.get(entry["id"], {})
+        last_run = entry["last_reconcile"] or {}
+        row = {
+            "id": entry["id"],
+            "organization_id": directory.get("organization_id"),
+            "name": directory.get("name"),
+            "state": entry["state"],
+            "health": (entry["health"] or {}).get("state"),
+            **{name: entry["mirror_counts"].get(name) for name in ("users_active", "users_inactive", "groups")},
+            "last_reconcile": last_run.get("finished_at"),
+            "drift": last_run.get("drift_total"),
+            "problems": entry["problems"],
+        }
+        if organization_id and row["organization_id"] != organization_id:
+            continue
+        if unhealthy and not row["problems"]:
+            continue
+        if drifted and not row["drift"]:
+            continue
+        rows.append(row)
+    return rows
 
 
 class ChangeFollower:

@@ -11,7 +11,14 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from dsync.commands.views import ChangeFollower, find_user, follow_changes, log_group_of, read_logs
+from dsync.commands.views import (
+    ChangeFollower,
+    find_user,
+    follow_changes,
+    list_directories,
+    log_group_of,
+    read_logs,
+)
 from dsync.errors import CommandError
 from dsync.local.provision import LocalResources
 from dsync.targets import Target
@@ -145,3 +152,13 @@ def test_the_log_group_is_found_through_the_stacks_resources(target: Target, mon
         assert log_group_of(deployed, "ingest") == "stack-IngestLogGroup-2"
     with pytest.raises(CommandError, match="local stack prints"):
         log_group_of(target, "ingest")
+
+
+def test_directories_lists_the_mirror_with_filters(mirrored: Target) -> None:
+    (row,) = list_directories(mirrored, organization_id=None, unhealthy=False, drifted=False)
+    assert row["id"] == ev.DIRECTORY and row["organization_id"] == ev.ORG and row["users_active"] == 1
+    assert list_directories(mirrored, organization_id=ev.ORG, unhealthy=False, drifted=False) == [row]
+    assert list_directories(mirrored, organization_id="org_other", unhealthy=False, drifted=False) == []
+    assert list_directories(mirrored, organization_id=None, unhealthy=False, drifted=True) == []  # never reconciled
+    unhealthy = list_directories(mirrored, organization_id=None, unhealthy=True, drifted=False)
+    assert unhealthy == ([row] if row["problems"] else [])
