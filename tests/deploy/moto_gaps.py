@@ -276,11 +276,6 @@ GAPS = (
 )
 
 
-def open_gaps() -> list[str]:
-    """The names of the gaps moto still has (all of them, until an upgrade closes one)."""
-    return [gap.name for gap in GAPS if gap.probe()]
-
-
 @contextmanager
 def filled() -> Iterator[None]:
     """moto's CloudFormation with every fill installed; refuses to fill a gap that moto has closed."""

@@ -41,7 +41,7 @@ def scenario(function: str) -> Callable[[Callable[[Stage], None]], Callable[[Sta
 def directory(stage: Stage, *, users: int = 2, deliver: bool = True) -> dict[str, Any]:
     """A directory in WorkOS with users, a group and a membership; delivered and applied unless `deliver=False`."""
     stage.model.drain_events()
-    directory_id = stage.model.create_directory(organization_id=f"org_{len(stage.model.directories())}")["id"]
+    directory_id = stage.model.create_directory(organization_id=f"org_{uuid.uuid4().hex[:12]}")["id"]
     people = [
         stage.model.create_user(directory_id, first_name=f"U{n}", last_name="D", email=f"u{n}.{directory_id}@x.test")
         for n in range(users)

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
+from unittest import mock
 
 from moto import mock_aws
 from moto.core.responses import BaseResponse
@@ -130,7 +131,7 @@ def staged(synthesized: Synthesized) -> Iterator[Stage]:
 
     with ExitStack() as stack:
         stack.enter_context(mock_aws())
-        stack.enter_context(_patched(BaseResponse, "call_action", one_at_a_time))
+        stack.enter_context(mock.patch.object(BaseResponse, "call_action", one_at_a_time))
         deployment = deploy(synthesized)
         checker = stack.enter_context(IamChecker(deployment.resources, admin()).installed())
         fake = stack.enter_context(FakeWorkOS(DirectoryModel(seed=19), events_hold_back_seconds=0.0))
@@ -138,11 +139,3 @@ def staged(synthesized: Synthesized) -> Iterator[Stage]:
         stack.callback(stage.runtime.close)
         stage.set_secrets()
         yield stage
-
-
-@contextmanager
-def _patched(owner: Any, name: str, value: Any) -> Iterator[None]:
-    from unittest import mock
-
-    with mock.patch.object(owner, name, value):
-        yield

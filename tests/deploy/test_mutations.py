@@ -14,6 +14,7 @@ pytestmark = pytest.mark.deploy
 def test_a_grant_of_every_function_is_taken_out(report: Report) -> None:
     assert report.mutations, "no mutation ran: the scenarios must first pass without a denial"
     assert {m.grant.function for m in report.mutations} == set(report.roles)
+    assert any(m.grant.action.startswith("kms:") for m in report.mutations)  # a KMS call a service makes
 
 
 def test_every_grant_taken_out_is_denied(report: Report) -> None:
