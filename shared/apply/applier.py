@@ -15,8 +15,8 @@ newer), and everything else is decided from versions read in one batched read pe
    stored state queues its initial sync again;
 4. write the rest in parallel (they commute), then run cascades WorkOS sends no events for: a deleted group or
    user ends its memberships; a deleted directory is tombstoned at once (readers see nothing) and its items are
-   purged by a job on the work queue. Beside the cascades, each directory's counter item is moved by the writes'
-   transitions, one UpdateItem per directory (`shared.apply.counts`);
+   purged by a job on the work queue. Before them, each directory's counter item is moved by the writes'
+   transitions, one UpdateItem per directory, in parallel (`shared.apply.counts`);
 5. read back what the writes depend on (one more strongly consistent read): a directory's lanes are applied
    concurrently, so a group, a user or the directory may have been deleted by another applier between step 3 and
    step 4. Then the membership just written is ended, or the directory's purge is queued again. Either this read
@@ -95,12 +95,12 @@ class Applier:
             progress = [pool.submit(run.write, r) for r in progress_records(readable, stored, batch, at_ms=at_ms)]
             run.submit_initial_syncs(batch, outcomes)
             written = run.write_all(batch, outcomes, pool, deadline)
-            # The directories' counts move by the writes' transitions: added beside the jobs and cascades (which
-            # move no count), and before the read-back, which must see a deletion that raced the counter's update.
-            counting = pool.submit(run.flush_counts, deadline)
+            # The directories' counts move by the writes' transitions (one update per directory, in parallel), before
+            # the read-back, which must see a deletion that raced the counter's update.
+            counted = run.flush_counts(pool, deadline)
             run.submit_jobs(batch, written, outcomes)
             run.run_cascades(batch, outcomes, pool, deadline)
-            run.read_back(batch, written, outcomes, pool, deadline, counted=counting.result())
+            run.read_back(batch, written, outcomes, pool, deadline, counted=counted)
             for future in progress:
                 future.result()  # best effort: a failed progress write only makes `dsync status` look behind
         self._forward_refused(plans, outcomes)

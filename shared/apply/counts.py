@@ -41,6 +41,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
 from shared.apply.ports import DirectoryStore, PermanentStoreError, TransientStoreError
 from shared.model import records, schema
@@ -107,27 +108,37 @@ def flush(
     *,
     attempts: int = FLUSH_ATTEMPTS,
     deadline: float = float("inf"),
+    pool: ThreadPoolExecutor | None = None,
 ) -> list[str]:
-    """ADD each change (retried with its own token while attempts and the monotonic `deadline` last); returns the
-    directories whose change was added or may have been (a change that failed for good is logged and dropped)."""
-    touched = []
-    for change in changes:
-        for attempt in range(max(1, attempts)):
-            try:
-                store.add_counts(change)
-            except PermanentStoreError as error:
-                logger.warning("counts not updated", extra={"directory_id": change.directory_id, "reason": str(error)})
-                break
-            except TransientStoreError as error:  # throttles included; a retry of a landed change adds nothing
-                touched.append(change.directory_id)  # it may have landed: read back as if it had
-                if attempt + 1 == attempts or time.monotonic() > deadline:
-                    logger.warning(
-                        "counts not updated; the next reconcile corrects them",
-                        extra={"directory_id": change.directory_id, "reason": str(error)},
-                    )
-                    break
-                time.sleep(min(1.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0))  # noqa: S311 - jitter
-            else:
-                touched.append(change.directory_id)
-                break
-    return sorted(set(touched))
+    """ADD each change (retried with its own token while attempts and the monotonic `deadline` last), on `pool` in
+    parallel when given (one directory per change); returns the directories whose change was added or may have been
+    (a change that failed for good is logged and dropped)."""
+
+    def add(change: CountChange) -> bool:
+        return _add(store, change, attempts=attempts, deadline=deadline)
+
+    touched = pool.map(add, changes) if pool is not None and len(changes) > 1 else map(add, changes)
+    return sorted({change.directory_id for change, maybe in zip(changes, touched, strict=True) if maybe})
+
+
+def _add(store: DirectoryStore, change: CountChange, *, attempts: int, deadline: float) -> bool:
+    """True if the change was added or may have been (a transient failure may have landed)."""
+    touched = False
+    for attempt in range(max(1, attempts)):
+        try:
+            store.add_counts(change)
+        except PermanentStoreError as error:
+            logger.warning("counts not updated", extra={"directory_id": change.directory_id, "reason": str(error)})
+            return touched
+        except TransientStoreError as error:  # throttles included; a retry of a landed change adds nothing
+            touched = True  # it may have landed: read back as if it had
+            if attempt + 1 == attempts or time.monotonic() > deadline:
+                logger.warning(
+                    "counts not updated; the next reconcile corrects them",
+                    extra={"directory_id": change.directory_id, "reason": str(error)},
+                )
+                return touched
+            time.sleep(min(1.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0))  # noqa: S311 - jitter
+        else:
+            return True
+    return touched

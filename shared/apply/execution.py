@@ -182,10 +182,10 @@ class _BatchWrites(_BatchIO):
                 self.record_write(outcomes[message_id], result, detail)
         return written
 
-    def flush_counts(self, deadline: float) -> list[str]:
-        """ADD the batch's count changes, one UpdateItem per directory (`shared.apply.counts`): after its writes, before
-        its read-back. Returns the directories whose counter was (or may have been) added to."""
-        return counts.flush(self.store, self.tally.take(), deadline=deadline)
+    def flush_counts(self, pool: ThreadPoolExecutor, deadline: float) -> list[str]:
+        """ADD the batch's count changes, one UpdateItem per directory, in parallel (`shared.apply.counts`): after its
+        writes, before its read-back. Returns the directories whose counter was (or may have been) added to."""
+        return counts.flush(self.store, self.tally.take(), deadline=deadline, pool=pool)
 
     def submit_initial_syncs(self, batch: BatchPlan, outcomes: dict[str, MessageOutcome]) -> None:
         """A new activation's initial-sync job is queued *before* its directory is written: if the job cannot be
