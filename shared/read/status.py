@@ -14,11 +14,11 @@ that is about 10 index pages and 400 batch reads (`bench/bench_status.py` prints
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from shared.model import records, schema
 from shared.model.events import parse_time
@@ -37,6 +37,16 @@ STATUS_ITEMS = (schema.HEALTH_SK, schema.APPLIED_SK, LAST_RUN_SK, schema.COUNTS_
 BATCH_KEYS = 100  # BatchGetItem's limit
 PARALLEL_READS = 8
 _NOT_OK = frozenset(status.value for status in NOT_OK)
+
+
+class StatusTable(Protocol):
+    """What the directories' status reads (`shared.adapters.dynamodb.DirectoryTable`, or the tests' store)."""
+
+    def batch_get(
+        self, keys: Collection[ItemKey], *, projection: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]: ...
+
+    def query_index(self, index: schema.IndexSpec, partition_value: str) -> Iterator[dict[str, Any]]: ...
 
 
 class UnknownDirectoryError(LookupError):
@@ -91,7 +101,7 @@ def smoke_test_status(table: ReadTable) -> dict[str, Any] | None:
 
 
 def directory_status(
-    table: ReadTable, *, now: float, directory_id: str | None = None, limits: Limits | None = None
+    table: StatusTable, *, now: float, directory_id: str | None = None, limits: Limits | None = None
 ) -> list[dict[str, Any]]:
     """Per directory (every live one, or `directory_id` alone): its state and health, WorkOS's and the mirror's
     counts, the newest event applied, the last finished reconcile, and its `problems`. Raises
@@ -119,7 +129,7 @@ def directory_status(
     return [_directory(item, items, now=now, limits=limits) for item in directories]
 
 
-def _read(table: ReadTable, keys: Sequence[ItemKey]) -> list[dict[str, Any]]:
+def _read(table: StatusTable, keys: Sequence[ItemKey]) -> list[dict[str, Any]]:
     """BatchGetItem in chunks of 100 keys, a few chunks at once (each chunk one call, its own retries)."""
     chunks = [keys[start : start + BATCH_KEYS] for start in range(0, len(keys), BATCH_KEYS)]
     if len(chunks) <= 1:
