@@ -410,7 +410,14 @@ def build_parser() -> argparse.ArgumentParser:
     _onboarding_commands(commands)
     _view_commands(commands)
     _local_commands(commands)
+    _sql_commands(commands)
     return parser
+
+
+def _sql_commands(commands: Any) -> None:
+    from dsync.commands.sql import register
+
+    register(commands)
 
 
 def _view_commands(commands: Any) -> None:

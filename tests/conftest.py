@@ -24,3 +24,6 @@ os.environ["AWS_CONFIG_FILE"] = os.devnull
 os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+# A real PostgreSQL for the SQL sink's tests, started only when a test asks for it (tests/support/postgres.py).
+pytest_plugins = ["tests.support.postgres"]
