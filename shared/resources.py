@@ -68,6 +68,25 @@ TAIL_FUNCTION = FunctionSpec(
     packages=("aws-lambda-powertools", "pydantic", "pydantic-settings", "workos"),
     settings="shared.settings.TailSettings",
 )
+# The SQL sink (optional: created only with the `sqlSinkSecretArn` context key): the table's stream into the app's
+# PostgreSQL, and the scheduled verify of the sink against the mirror. Not in FUNCTIONS, which every stack has.
+SQL_SINK_FUNCTION = FunctionSpec(
+    name="sql_sink",
+    handler="functions.sql_sink.handler.handler",
+    timeout_seconds=60,
+    memory_mb=512,
+    packages=("aws-lambda-powertools", "pydantic", "pydantic-settings", "psycopg", "psycopg-binary"),
+    settings="shared.sql.settings.SqlSinkSettings",
+)
+SQL_VERIFY_FUNCTION = FunctionSpec(
+    name="sql_verify",
+    handler="functions.sql_verify.handler.handler",
+    timeout_seconds=600,
+    memory_mb=1024,
+    packages=("aws-lambda-powertools", "pydantic", "pydantic-settings", "psycopg", "psycopg-binary"),
+    settings="shared.sql.settings.SqlVerifySettings",
+)
+SQL_FUNCTIONS: tuple[FunctionSpec, ...] = (SQL_SINK_FUNCTION, SQL_VERIFY_FUNCTION)
 FUNCTIONS: tuple[FunctionSpec, ...] = (
     INGEST_FUNCTION,
     APPLY_FUNCTION,

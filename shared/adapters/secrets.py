@@ -139,3 +139,20 @@ class ApiKeyStore:
 
     def get(self, *, refresh: bool = False) -> str | None:
         return parse_api_key(self._secret.value(refresh=refresh))
+
+
+class SecretText:
+    """A secret's text as stored (the SQL sink's connection URL or RDS JSON); a forced refresh after a failed
+    connection picks up a rotated password, at most every 30 s."""
+
+    def __init__(self, secret_id: str, *, max_age_seconds: int = 300, client: SecretsManagerClient | None = None):
+        self._secret = _CachedSecret(
+            secret_id,
+            max_age_seconds=max_age_seconds,
+            min_refresh_interval_seconds=30.0,
+            client=client,
+            monotonic=time.monotonic,
+        )
+
+    def get(self, *, refresh: bool = False) -> str | None:
+        return self._secret.value(refresh=refresh)

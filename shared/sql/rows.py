@@ -113,7 +113,23 @@ def timestamp(value: Any) -> datetime | None:
 
 
 def _str(value: Any) -> str | None:
-    return None if value is None or value == "" else str(value)
+    return None if value is None or value == "" else _text(str(value))
+
+
+def _text(value: str) -> str:
+    """PostgreSQL's text and jsonb cannot hold NUL (U+0000): it is dropped, so one odd IdP value never blocks a
+    shard of the feed."""
+    return value.replace("\x00", "") if "\x00" in value else value
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, Mapping):
+        return {_text(str(key)): _json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json(item) for item in value]
+    return value
 
 
 def user_row(user: Mapping[str, Any], version: int) -> UserRow:
@@ -130,8 +146,8 @@ def user_row(user: Mapping[str, Any], version: int) -> UserRow:
         last_name=_str(user.get("last_name")),
         state=_str(user.get("state")),
         role=_str(user.get("role")),
-        roles=tuple(sorted(str(role) for role in user.get("roles") or ())),
-        custom_attributes=dict(attributes) if isinstance(attributes, Mapping) else {},
+        roles=tuple(sorted(_text(str(role)) for role in user.get("roles") or ())),
+        custom_attributes=_json(attributes) if isinstance(attributes, Mapping) else {},
         created_at=timestamp(user.get("created_at")),
         updated_at=timestamp(user.get("updated_at")),
     )

@@ -149,3 +149,24 @@ def test_row_kinds_the_sink_does_not_keep() -> None:
     assert row_from_item(s.reconcile_item()) is None
     assert isinstance(row_from_item(s.directory_tombstone().item()), DirectoryRow)
     assert isinstance(row_from_item(s.group_tombstone().item()), GroupRow)
+
+
+def test_a_row_postgresql_refuses_is_counted_and_the_rest_of_the_batch_lands(
+    pg: psycopg.Connection[Any], sql_schema: str
+) -> None:
+    from shared.sql.feed import feed_stream_records
+
+    refused = {**s.user_item("directory_user_9").item(), "vkey": 2**70}  # past bigint: refused for its data
+    batch = [s.insert(s.user_item("directory_user_1")), s.insert(refused), s.insert(s.group_item())]
+    outcome = feed_stream_records(SqlSink(pg, schema=sql_schema), batch)
+    assert outcome.rejected == ["NumericValueOutOfRange"]
+    assert outcome.report.total_written == 2
+    state = SinkReader(pg, schema=sql_schema, environment="default").export(DIRECTORY)
+    assert [user["id"] for user in state["users"]] == ["directory_user_1"] and len(state["groups"]) == 1
+
+
+def test_nul_characters_are_dropped_rather_than_blocking_the_feed(pg: psycopg.Connection[Any], sql_schema: str) -> None:
+    odd = s.user_item("directory_user_1", first_name="A\x00da", custom_attributes={"k\x00": ["v\x00"]})
+    assert SqlSink(pg, schema=sql_schema).write(rows(odd)).total_written == 1
+    [user] = SinkReader(pg, schema=sql_schema, environment="default").export(DIRECTORY)["users"]
+    assert user["first_name"] == "Ada" and user["custom_attributes"] == {"k": ["v"]}
