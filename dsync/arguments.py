@@ -61,8 +61,11 @@ def point_in_time(text: str, *, now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     relative = _RELATIVE.match(text)
     if relative:
-        delta = timedelta(**{_UNITS[relative["unit"]]: int(relative["amount"])})
-        return (now - delta).isoformat(timespec="seconds").replace("+00:00", "Z")
+        try:
+            delta = timedelta(**{_UNITS[relative["unit"]]: int(relative["amount"])})
+            return (now - delta).isoformat(timespec="seconds").replace("+00:00", "Z")
+        except OverflowError:
+            raise argparse.ArgumentTypeError(f"{text!r} is further back than any date") from None
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:

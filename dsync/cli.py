@@ -309,6 +309,7 @@ def cmd_local(args: argparse.Namespace) -> int:
         reconcile_every_seconds=args.reconcile_every,
         tail_every_seconds=args.tail_every,
         tail_bootstrap_hours=args.tail_bootstrap_hours,
+        postgres=args.postgres,
     )
     return run_local_stack(options)
 
@@ -423,6 +424,7 @@ def _sql_commands(commands: Any) -> None:
 def _view_commands(commands: Any) -> None:
     """Lookups and views: `user`, `changes`, `logs`, `completion`."""
     from dsync.commands.views import FUNCTION_NAMES
+    from shared.changes.derive import DETAIL_TYPES
 
     user = commands.add_parser("user", help="one user of the mirror, with their groups (by email, IdP id or id)")
     scope = user.add_mutually_exclusive_group(required=True)
@@ -450,7 +452,9 @@ def _view_commands(commands: Any) -> None:
     changes.add_argument("--follow", action="store_true", help="until interrupted (default: --seconds)")
     changes.add_argument("--seconds", type=positive_float, default=60.0, help="how long (default: %(default)s)")
     changes.add_argument("--max-events", type=positive_int, default=None, help="stop after this many")
-    changes.add_argument("--type", action="append", default=[], metavar="DETAIL_TYPE", help="e.g. user.created")
+    changes.add_argument(
+        "--type", action="append", default=[], choices=DETAIL_TYPES, metavar="DETAIL_TYPE", help="e.g. user.provisioned"
+    )
     _target_arguments(changes)
     changes.set_defaults(func=cmd_changes)
 
@@ -530,6 +534,12 @@ def _local_commands(commands: Any) -> None:
         default=24.0,
         help="how far back a tail with no cursor starts reading (default: %(default)s)",
     )
+    local.add_argument(
+        "--postgres",
+        default=None,
+        metavar="URL|embedded",
+        help="feed the SQL sink: a postgresql:// URL, or `embedded` for a PostgreSQL of its own (default: off)",
+    )
     local.set_defaults(func=cmd_local)
 
     demo = commands.add_parser("demo", help="play a directory's life through the local stack and check the result")
@@ -567,6 +577,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ReadTimeoutError,
     )
 
+    from shared.apply.ports import PermanentStoreError, TransientStoreError
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
@@ -583,6 +595,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dsync {args.command}: AWS refused: {details.get('Code')}: {details.get('Message')}", file=sys.stderr)
     except BotoCoreError as error:
         print(f"dsync {args.command}: AWS call failed: {error}", file=sys.stderr)
+    except (TransientStoreError, PermanentStoreError) as error:  # the table adapter's own translation
+        print(f"dsync {args.command}: the table refused or failed: {error}", file=sys.stderr)
+    except OSError as error:  # an unreachable URL (urllib), a closed socket
+        print(f"dsync {args.command}: {error}", file=sys.stderr)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `dsync ... | head`: the reader left; not an error of ours

@@ -83,11 +83,13 @@ def connect(
     secrets.put_secret_value(
         SecretId=target.webhook_secret_id, SecretString=json.dumps({"webhook_secrets": [endpoint.secret, *kept]})
     )
-    secrets.put_secret_value(SecretId=target.workos_api_key_secret_id, SecretString=json.dumps({"api_key": api_key}))
+    stored_key = {"api_key": api_key, **({"base_url": base_url} if base_url else {})}
+    secrets.put_secret_value(SecretId=target.workos_api_key_secret_id, SecretString=json.dumps(stored_key))
     smoke = _smoke_test(target, url, endpoint.secret, wait_seconds=wait_seconds)
     return {
         "target": target.description,
         "webhook_url": url,
+        "workos": where,
         "endpoint_id": endpoint.id,
         "events": list(endpoint.events),
         "key": {name: key_view[name] for name in ("known", "missing", "unknown", "same_environment")},

@@ -194,7 +194,7 @@ def test_a_typo_directory_is_unknown_creates_nothing_and_the_command_exits_1(
     monkeypatch.setattr(cli, "_target", lambda _: envs.target)
     workos = ["--workos-api-key", envs.fake.api_key, "--workos-base-url", envs.fake.base_url]
     assert cli.main(["reconcile", "--directory", "directory_01TYPO", *workos]) == 1
-    assert "unknown" in capsys.readouterr().err
+    assert "nor the mirror knows directory 'directory_01TYPO'" in capsys.readouterr().err
 
 
 def test_more_directories_gone_than_a_wave_may_delete_wait_for_an_operator(envs: Environments) -> None:
