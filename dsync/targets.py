@@ -51,6 +51,7 @@ class Target:
     webhook_url: str | None = None  # the deployed stack's API (the local stack's gateway is not known here)
     change_bus_name: str | None = None
     stack_name: str | None = None  # a deployed stack's (its log groups are found through it)
+    sql_sink_secret_id: str | None = None  # the SQL sink's connection secret, when the stack has the sink
     session: boto3.Session | None = field(default=None, compare=False, repr=False)
 
     def client(self, service: str) -> Any:
@@ -125,6 +126,7 @@ def _local(endpoint: str) -> Target:
         webhook_secret_id=LOCAL_NAMES.webhook_secret,
         workos_api_key_secret_id=LOCAL_NAMES.workos_api_key_secret,
         change_bus_name=LOCAL_NAMES.change_bus,
+        sql_sink_secret_id=LOCAL_NAMES.sql_sink_secret,
     )
 
 
@@ -158,6 +160,7 @@ def _deployed(stack: str, region: str, session: boto3.Session) -> Target:
             webhook_url=outputs.get(Outputs.WEBHOOK_URL),
             change_bus_name=outputs.get(Outputs.CHANGE_BUS_NAME),
             stack_name=stack,
+            sql_sink_secret_id=outputs.get(Outputs.SQL_SINK_SECRET_ARN),
         )
     except KeyError as error:
         raise TargetError(f"stack {stack!r} has no output {error}: is it this project's stack?") from error

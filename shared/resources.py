@@ -199,6 +199,7 @@ class LocalNames:
     change_bus: str = "dsync-changes"
     webhook_secret: str = "dsync/webhook-signing-secrets"
     workos_api_key_secret: str = "dsync/workos-api-key"
+    sql_sink_secret: str = "dsync/sql-sink-url"  # `dsync local --postgres`: the sink's connection URL
 
 
 LOCAL_NAMES = LocalNames()
@@ -246,3 +247,7 @@ class Outputs:
     CHANGE_BUS_NAME = "ChangeBusName"
     WEBHOOK_SECRET_ARN = "WebhookSecretArn"
     WORKOS_API_KEY_SECRET_ARN = "WorkosApiKeySecretArn"
+    # Only with the SQL sink (`sqlSinkSecretArn`): the connection secret, the schema and the environment label.
+    SQL_SINK_SECRET_ARN = "SqlSinkSecretArn"
+    SQL_SINK_SCHEMA = "SqlSinkSchema"
+    SQL_SINK_ENVIRONMENT = "SqlSinkEnvironment"

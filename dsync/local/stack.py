@@ -37,6 +37,7 @@ from shared.resources import (
     LOCAL_NAMES,
     PUBLISH_FUNCTION,
     RECONCILE_FUNCTION,
+    SQL_SINK_FUNCTION,
     TAIL_FUNCTION,
     Env,
 )
@@ -66,6 +67,10 @@ class LocalStackOptions:
     tail_every_seconds: float = 2.0
     tail_autostart: bool = True
     tail_bootstrap_hours: float = 24.0
+    # The SQL sink: "embedded" (a PostgreSQL of its own, stopped with the stack) or a postgresql:// URL; None = off.
+    postgres: str | None = None
+    sql_schema: str = "workos_dsync"
+    sql_environment: str = "default"
 
     @classmethod
     def beside_fake_workos(cls, fake: Any, *, secret: str, **options: Any) -> LocalStackOptions:
@@ -93,6 +98,9 @@ class LocalStack:
         self.aws_endpoint = ""
         self.changes: ChangeTap | None = None
         self.tail: TailPoller | None = None
+        self.postgres_url: str | None = None  # the SQL sink's database, when `postgres` is set
+        self.sql_sink: StreamPoller | None = None
+        self._embedded_postgres: Any = None
 
     @property
     def webhook_url(self) -> str:
@@ -158,6 +166,9 @@ class LocalStack:
         ]
         self.changes = ChangeTap(sqs=sqs, queue_url=change_tap_url)
         self._loops.append(self.changes)
+        if self.options.postgres:
+            self.sql_sink = self._start_sql_sink()
+            self._loops.append(self.sql_sink)
         if self.options.reconcile_every_seconds > 0 and self.reconcile_configured:
             self._loops.append(
                 Scheduler(every_seconds=self.options.reconcile_every_seconds, action=self.run_scheduled_reconcile)
@@ -216,6 +227,9 @@ class LocalStack:
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
+        if self._embedded_postgres is not None:
+            self._embedded_postgres.stop()
+            self._embedded_postgres = None
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -245,6 +259,47 @@ class LocalStack:
         os.environ[Env.TAIL_RUN_SECONDS] = "20"
         if self.options.clock_skew_allowance_seconds is not None:
             os.environ["CLOCK_SKEW_ALLOWANCE_SECONDS"] = str(self.options.clock_skew_allowance_seconds)
+
+    def _start_sql_sink(self) -> StreamPoller:
+        """The SQL sink: its database (embedded or given), migrated; its secret; a second reader of the table's
+        stream feeding the sink's handler, as the deployed stack's second event source mapping on the stream."""
+        import psycopg
+
+        from dsync.local.embedded_postgres import EmbeddedPostgres
+        from shared.sql.migrate import migrate
+
+        assert self.resources is not None
+        if self.options.postgres == "embedded":
+            self._embedded_postgres = EmbeddedPostgres.start()
+            self.postgres_url = self._embedded_postgres.url
+        else:
+            self.postgres_url = self.options.postgres
+        assert self.postgres_url is not None
+        with psycopg.connect(self.postgres_url, autocommit=True) as conn:
+            migrate(conn, self.options.sql_schema)
+        secrets = boto3.client("secretsmanager", region_name=REGION, endpoint_url=self.aws_endpoint)
+        arn = secrets.create_secret(Name=LOCAL_NAMES.sql_sink_secret, SecretString=self.postgres_url)["ARN"]
+        os.environ.update(
+            {
+                "SQL_SINK_SECRET_ID": arn,
+                "SQL_SCHEMA": self.options.sql_schema,
+                "SQL_ENVIRONMENT": self.options.sql_environment,
+            }
+        )
+        from functions.sql_sink import handler as sql_sink
+
+        for cached in (sql_sink.settings, sql_sink.secret):
+            cached.cache_clear()
+        sql_sink.connections.failed()
+        poller = StreamPoller(
+            streams=boto3.client("dynamodbstreams", region_name=REGION, endpoint_url=self.aws_endpoint),
+            stream_arn=self.resources.table_stream_arn,
+            handler=sql_sink.handler,
+            function=SQL_SINK_FUNCTION,
+        )
+        # Lambda retries a stream batch until its records expire (24 h): locally, until the stack stops.
+        poller.MAX_RETRIES = 1_000_000
+        return poller
 
     def _tap_change_bus(self) -> str:
         """A local subscriber: every change event on the bus is copied to a queue the demo and tests can read."""
@@ -307,6 +362,8 @@ def run_local_stack(options: LocalStackOptions) -> int:
         print(f"aws endpoint: {stack.aws_endpoint}", flush=True)
         if options.reconcile_every_seconds > 0 and not stack.reconcile_configured:
             print("reconcile: off (no --workos-api-key / WORKOS_API_KEY)", flush=True)
+        if stack.postgres_url:
+            print(f"sql sink: schema {options.sql_schema} at {_redacted(stack.postgres_url)}", flush=True)
         if stack.tail_configured:
             print(f"events api tail: polling every {options.tail_every_seconds:g}s while idle", flush=True)
         else:
@@ -320,3 +377,15 @@ def run_local_stack(options: LocalStackOptions) -> int:
             signal.signal(sig, handler)
     print("stopped", flush=True)
     return 0
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password (printed on a terminal)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        host = parts.hostname or ""
+        netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        parts = parts._replace(netloc=netloc)
+    return urlunsplit(parts)
