@@ -12,10 +12,13 @@
    tail finds WorkOS refusing its cursor, re-reads by time and queues a full reconcile itself, which repairs it;
 6. a key rotation goes wrong: staging's WorkOS API key is used against production's mirror. `dsync check-key` says
    it sees none of the mirror, and `dsync reconcile` refuses (exit 1): nothing erased, nothing of staging imported;
-7. the verdict: `export` against WorkOS's truth, field by field (roles included), and which source repaired what.
+7. the app's own database: the mirror kept in PostgreSQL (an embedded server) by the SQL sink, fed by the table's
+   stream all along; the integration guide's step-9 checks run as SQL and printed beside WorkOS's counts, and
+   `dsync sql verify`'s comparison of every live row;
+8. the verdict: `export` against WorkOS's truth, field by field (roles included), and which source repaired what.
    Exit code 0 only if they match, and only if the store also matched after acts 1 to 3 (webhooks alone must
    converge), the app heard exactly the role changes WorkOS made, act 4's tail alone repaired lost webhooks, and
-   act 6's wrong key changed nothing.
+   act 6's wrong key changed nothing, and the SQL sink equals the mirror and WorkOS.
 """
 
 from __future__ import annotations
@@ -130,6 +133,7 @@ class Demo:
         self.tail_lost_repaired = 0
         self.reconcile_repairs = 0
         self.wrong_key_refused = False
+        self.sql_equal = False
 
     def say(self, text: str = "") -> None:
         self.out.write(text + "\n")
@@ -227,6 +231,7 @@ class Demo:
                 tail_every_seconds=self.options.tail_every_seconds,
                 tail_autostart=False,
                 tail_bootstrap_hours=5 / 3600,
+                postgres="embedded",  # act 7: the SQL sink, fed from the start
             )
         )
         try:
@@ -244,6 +249,7 @@ class Demo:
             self.act_three(directory_id)
             self.act_four(directory_id)
             self.act_wrong_key(directory_id)
+            self.act_sql(directory_id)
             return self.verdict(directory_id, started)
         finally:
             self.stack.stop()
@@ -480,11 +486,54 @@ class Demo:
             f"{'nothing' if not imported else 'staging'} imported"
         )
 
+    def act_sql(self, directory_id: str) -> None:
+        """The integration guide's step-9 checks, unchanged apart from the schema, against the SQL sink."""
+        import psycopg
+        from psycopg import sql
+
+        from shared.sql.verify import verify
+
+        assert self.stack is not None and self.stack.postgres_url is not None
+        schema_name = self.stack.options.sql_schema
+        self.say(
+            f"\n7. The app's own database: the mirror in PostgreSQL (schema {schema_name}, fed by the table's stream)"
+        )
+        truth = self.model.snapshot(directory_id)
+        organization = str(truth["directory"]["organization_id"])
+        began = time.monotonic()
+        with psycopg.connect(self.stack.postgres_url, autocommit=True) as conn:
+            while True:  # the sink trails the mirror by the stream's lag
+                report = verify(self.table(), conn, schema=schema_name, environment=self.stack.options.sql_environment)
+                if not report.different or time.monotonic() - began > 30:
+                    break
+                time.sleep(0.2)
+            equal = not report.different
+            for table, by_organization, expected in (
+                ("users", True, truth["users"]),
+                ("groups", True, truth["groups"]),
+                ("group_memberships", False, truth["memberships"]),
+            ):
+                where = f" WHERE organization_id = '{organization}'" if by_organization else ""
+                shown = f"SELECT COUNT(*) FROM {schema_name}.{table}{where}"  # noqa: S608 (printed, not run)
+                query = sql.SQL("SELECT COUNT(*) FROM {}").format(sql.Identifier(schema_name, table))
+                if by_organization:
+                    query = sql.SQL("{} WHERE organization_id = %s").format(query)
+                row = conn.execute(query, (organization,) if by_organization else None).fetchone()
+                found = int(row[0]) if row else -1
+                equal = equal and found == len(expected)
+                self.say(f'   psql -c "{shown}"  ->  {found}  (WorkOS: {len(expected)})')
+        verdicts = ", ".join(
+            f"{verdict.directory_id}: {'equal' if verdict.equal else 'DIFFERENT'} {verdict.sink_counts}"
+            for verdict in report.directories
+        )
+        self.say(f"   dsync sql verify (counts and a checksum of every live row): {verdicts}")
+        self.sql_equal = equal
+
     def verdict(self, directory_id: str, started: float) -> int:
         exported, truth, differences = self.compare(directory_id)
         changes = self.change_events()
         elapsed = time.monotonic() - started
-        self.say("\n7. Verdict")
+        self.say("\n8. Verdict")
         self.say(
             f"   deliveries: {self.delivered} (of which {self.duplicates} duplicates), lost: {self.lost}; "
             f"change events published: {sum(changes.values())} "
@@ -495,6 +544,7 @@ class Demo:
             and self.unconverged == 0
             and self.tail_repair_seconds is not None
             and self.wrong_key_refused
+            and self.sql_equal
         )
         counts = (
             f"{len(truth['users'])} users "
@@ -507,11 +557,12 @@ class Demo:
                 f"{self.tail_repair_seconds:.1f}s (no reconcile possible); the reconcile it queued, "
                 f"{self.reconcile_repairs} items lost past WorkOS's event retention"
             )
-            self.say(f"verdict: MATCH - export equals WorkOS: {counts} ({elapsed:.0f}s)")
+            self.say(f"verdict: MATCH - export and the SQL sink equal WorkOS: {counts} ({elapsed:.0f}s)")
             return 0
         self.say(
             f"verdict: MISMATCH - {differences} against WorkOS's {counts}; after fully delivered acts: "
-            f"{self.unconverged}; a wrong key refused: {self.wrong_key_refused} ({elapsed:.0f}s)"
+            f"{self.unconverged}; a wrong key refused: {self.wrong_key_refused}; SQL sink equal: {self.sql_equal} "
+            f"({elapsed:.0f}s)"
         )
         self.say(
             f"   ours: {len(exported['users'])} users, {len(exported['groups'])} groups, "

@@ -17,6 +17,8 @@ SERVICES = (
     "dsync-reconcile",
     "dsync-publish",
     "dsync-tail",
+    "dsync-sql-sink",
+    "dsync-sql-verify",
     "shared.tail.poller",
     "dsync.local",
     "dsync.changes",

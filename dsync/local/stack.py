@@ -108,6 +108,15 @@ class LocalStack:
         return self._gateway.url
 
     def start(self) -> LocalStack:
+        postgres_starting = None
+        if self.options.postgres == "embedded":  # initdb and start (~2 s) while moto starts
+            from concurrent.futures import ThreadPoolExecutor
+
+            from dsync.local.embedded_postgres import EmbeddedPostgres
+
+            starter = ThreadPoolExecutor(max_workers=1)
+            postgres_starting = starter.submit(EmbeddedPostgres.start)
+            starter.shutdown(wait=False)
         self._moto = MotoServerProcess(self.options.host, self.options.aws_port)
         self._moto.start()
         self.aws_endpoint = self._moto.endpoint
@@ -167,6 +176,8 @@ class LocalStack:
         self.changes = ChangeTap(sqs=sqs, queue_url=change_tap_url)
         self._loops.append(self.changes)
         if self.options.postgres:
+            if postgres_starting is not None:
+                self._embedded_postgres = postgres_starting.result()
             self.sql_sink = self._start_sql_sink()
             self._loops.append(self.sql_sink)
         if self.options.reconcile_every_seconds > 0 and self.reconcile_configured:
@@ -265,12 +276,14 @@ class LocalStack:
         stream feeding the sink's handler, as the deployed stack's second event source mapping on the stream."""
         import psycopg
 
-        from dsync.local.embedded_postgres import EmbeddedPostgres
         from shared.sql.migrate import migrate
 
         assert self.resources is not None
         if self.options.postgres == "embedded":
-            self._embedded_postgres = EmbeddedPostgres.start()
+            if self._embedded_postgres is None:
+                from dsync.local.embedded_postgres import EmbeddedPostgres
+
+                self._embedded_postgres = EmbeddedPostgres.start()
             self.postgres_url = self._embedded_postgres.url
         else:
             self.postgres_url = self.options.postgres
@@ -288,6 +301,8 @@ class LocalStack:
         )
         from functions.sql_sink import handler as sql_sink
 
+        if self.options.readable_logs:
+            logs.install()  # again: the sink's logger exists only now
         for cached in (sql_sink.settings, sql_sink.secret):
             cached.cache_clear()
         sql_sink.connections.failed()
