@@ -113,6 +113,16 @@ class RunningStack:
 
 
 def start_local_stack(*extra: str) -> RunningStack:
+    """`dsync local` on free ports; once more on other ports if another process took one in between (xdist)."""
+    try:
+        return _start_local_stack(*extra)
+    except AssertionError as error:
+        if "Address already in use" not in str(error):
+            raise
+        return _start_local_stack(*extra)
+
+
+def _start_local_stack(*extra: str) -> RunningStack:
     port, aws_port = free_port(), free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "dsync.cli", "local", "--port", str(port), "--aws-port", str(aws_port), *extra],

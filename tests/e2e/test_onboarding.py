@@ -63,7 +63,7 @@ def test_connect_creates_the_endpoint_stores_the_secrets_and_proves_it(
     stored = json.loads(secrets.get_secret_value(SecretId=LOCAL_NAMES.webhook_secret)["SecretString"])
     assert stored["webhook_secrets"][0] == endpoint["secret"]
     api_key = json.loads(secrets.get_secret_value(SecretId=LOCAL_NAMES.workos_api_key_secret)["SecretString"])
-    assert api_key == {"api_key": key}
+    assert api_key == {"api_key": key, "base_url": fake_workos.base_url}  # the fake's URL beside its key
     assert key not in result.stdout + result.stderr  # never printed
 
     again = run(
