@@ -43,17 +43,22 @@ def parse_webhook_secrets(value: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.replace("\n", ",").split(",") if part.strip())
 
 
+def _json_text_field(value: str, name: str) -> str | None:
+    """A non-empty text field of a JSON object secret; None for anything else."""
+    try:
+        document = json.loads(value)
+    except ValueError:
+        return None
+    field = document.get(name) if isinstance(document, dict) else None
+    return field.strip() if isinstance(field, str) and field.strip() else None
+
+
 def parse_api_key(value: str | None) -> str | None:
     if value is None:
         return None
     text = value.strip()
     if text.startswith("{"):
-        try:
-            document = json.loads(text)
-        except ValueError:
-            return None
-        key = document.get("api_key") if isinstance(document, dict) else None
-        return key.strip() if isinstance(key, str) and key.strip() else None
+        return _json_text_field(text, "api_key")
     return text or None
 
 
@@ -62,12 +67,7 @@ def parse_api_base_url(value: str | None) -> str | None:
     stack's fake). The Lambdas take theirs from WORKOS_BASE_URL; the operator CLI honours this one."""
     if value is None or not value.strip().startswith("{"):
         return None
-    try:
-        document = json.loads(value)
-    except ValueError:
-        return None
-    url = document.get("base_url") if isinstance(document, dict) else None
-    return url.strip() if isinstance(url, str) and url.strip() else None
+    return _json_text_field(value, "base_url")
 
 
 class _CachedSecret:
